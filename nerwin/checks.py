@@ -1,0 +1,100 @@
+"""Gradient checks of a whole window classifier: numeric, and against hand-derived formulas."""
+from __future__ import annotations
+
+import numpy as np
+
+from nerwin.engine import ACTIVATIONS, Tensor
+from nerwin.engine.gradcheck import GradResult, check_gradients, dense, relative_error
+from nerwin.engine.ops import stable_sigmoid
+from nerwin.model import ModelShape, WindowClassifier
+
+Array = np.ndarray
+
+
+def demo_batch(rng: np.random.Generator, model: WindowClassifier, n: int = 6) -> tuple[Array, Array | None, Array]:
+    """A few windows with repeated word ids (padding at the edges) and mixed labels."""
+    shape = model.shape
+    vocab = min(shape.vocab_size, 8)  # few distinct ids, so they repeat
+    words = rng.integers(0, vocab, (n, shape.window))
+    words[0, :2] = words[1, :2] = 0
+    caps = rng.integers(0, shape.n_caps, (n, shape.window)) if shape.caps_dim else None
+    labels = (np.arange(n) % 2).astype(np.float64)
+    return words, caps, labels
+
+
+def demo_model(rng: np.random.Generator, activation: str = "tanh", caps: bool = True,
+               hidden: tuple[int, ...] = (7,)) -> WindowClassifier:
+    """A tiny float64 window classifier for checks."""
+    shape = ModelShape(vocab_size=12, embedding_dim=4, window=5, hidden=hidden,
+                       activation=activation, caps_dim=3 if caps else 0, n_caps=6 if caps else 0,
+                       dtype="float64")
+    return WindowClassifier.initialise(shape, rng)
+
+
+def check_model(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
+                rng: np.random.Generator, **kwargs) -> list[GradResult]:
+    """Central differences for every parameter of `model` (float64) on one batch."""
+    model = model.astype("float64")
+    return check_gradients(lambda: model.loss(words, caps, labels), model.params,
+                           prefix="model dJ/d", rng=rng, **kwargs)
+
+
+def check_model_by_hand(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
+                        tol: float = 1e-6) -> list[GradResult]:
+    """Autodiff gradients against delta = u * f'(z), dW = x^T delta, ... (one hidden layer)."""
+    if len(model.shape.hidden) != 1:
+        raise ValueError("the hand-derived check covers one hidden layer")
+    model = model.astype("float64")
+    for p in model.params.values():
+        p.grad = None
+    model.loss(words, caps, labels).backward()
+    expected = hand_gradients(model, words, caps, labels)
+    results = []
+    for name, want in expected.items():
+        got = dense(model.params[name].grad, want.shape)
+        rel = relative_error(got, want)
+        worst = np.unravel_index(int(np.argmax(rel)), rel.shape)
+        results.append(GradResult(f"by hand dJ/d{name}", float(np.abs(got - want).max()),
+                                  float(rel[worst]), tuple(int(i) for i in worst), rel.size, tol))
+    return results
+
+
+def hand_gradients(model: WindowClassifier, words: Array, caps: Array | None,
+                   labels: Array) -> dict[str, Array]:
+    """The matrix-calculus gradients of the mean cross-entropy, computed with plain numpy."""
+    p = model.arrays()
+    n, window = words.shape
+    x = p["E"][words].reshape(n, -1)
+    if caps is not None:
+        x = np.concatenate([x, p["F"][caps].reshape(n, -1)], axis=1)
+    z = x @ p["W"] + p["b"]
+    h, f_prime = _activation_and_slope(model, z)
+    s = h @ p["u"][:, 0] + p["c"][0]
+    ds = (stable_sigmoid(s) - labels) / n            # dJ/ds for the mean cross-entropy
+    delta = np.outer(ds, p["u"][:, 0]) * f_prime     # dJ/dz = dJ/ds * u * f'(z)
+    grads = {"u": h.T @ ds[:, None], "c": np.array([ds.sum()]), "W": x.T @ delta, "b": delta.sum(0)}
+    dx = delta @ p["W"].T                            # dJ/dx = delta W^T
+    d = model.shape.embedding_dim
+    grads["E"] = _scatter_rows(p["E"].shape, words, dx[:, : window * d])
+    if caps is not None:
+        grads["F"] = _scatter_rows(p["F"].shape, caps, dx[:, window * d:])
+    if "a" in p:
+        grads["a"] = (np.outer(ds, p["u"][:, 0]) * np.where(z > 0, 0.0, z)).sum(0)
+    return grads
+
+
+def _activation_and_slope(model: WindowClassifier, z: Array, h: float = 1e-6) -> tuple[Array, Array]:
+    """f(z) and f'(z), the slope by an elementwise central difference (independent of backward)."""
+    op = ACTIVATIONS[model.shape.activation]
+    extra = [Tensor(model.params["a"].data)] if "a" in model.params else []
+
+    def f(values: Array) -> Array:
+        return op.apply(Tensor(values), *extra).data
+    return f(z), (f(z + h) - f(z - h)) / (2 * h)
+
+
+def _scatter_rows(shape: tuple[int, ...], ids: Array, grad_windows: Array) -> Array:
+    """Sum each window slot's gradient into its word's row."""
+    out = np.zeros(shape)
+    np.add.at(out, ids.reshape(-1), grad_windows.reshape(ids.size, shape[1]))
+    return out

@@ -1,0 +1,106 @@
+"""The `nerwin` command line: parse arguments, call nerwin.api, render results."""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one BLAS thread: fastest for these small matrices here
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from nerwin import __version__
+from nerwin.errors import NerwinError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+                  help="Train and run window-based location taggers on a small autodiff engine.")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (default: built-in defaults, the bundled corpus).", dir_okay=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a config key, e.g. --set train.lr=0.1 (repeatable).")]
+
+
+def _fail(err: NerwinError) -> None:
+    """Print a user error as one line and exit 1."""
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nerwin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="Show the version and exit.")] = False) -> None:
+    """Train and run window-based location taggers on a small autodiff engine."""
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None,
+          out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<date-time>).")] = None,
+          force: Annotated[bool, typer.Option(help="Overwrite a run directory that already holds files.")] = False,
+          seed: Annotated[Optional[int], typer.Option(help="Shortcut for --set train.seed=N.")] = None) -> None:
+    """Train a location tagger; prints one line per epoch and the best dev scores."""
+    from nerwin import api, render
+    from nerwin.config import load_config
+
+    overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
+    try:
+        cfg = load_config(config, overrides)
+        run = api.TrainingRun(cfg, out, force)
+        for note in run.notes:
+            typer.echo(note, err=True)
+        for report in run.epochs(render.TqdmProgress()):
+            typer.echo(render.epoch_line(report))
+        typer.echo(render.result_line(run.finish()))
+    except NerwinError as err:
+        _fail(err)
+
+
+@app.command()
+def evaluate(model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")],
+             data: Annotated[Path, typer.Option("--data", "-d", help="CoNLL file with gold tags.")],
+             as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+             threshold: Annotated[Optional[float], typer.Option(help="Decision threshold (default: the model's).", min=0.0, max=1.0)] = None) -> None:
+    """Score a trained model on a CoNLL file (conlleval-style report, or --json)."""
+    from nerwin import api
+    from nerwin.metrics import conlleval_report
+
+    try:
+        scores = api.evaluate(model, data, threshold)
+    except NerwinError as err:
+        _fail(err)
+    typer.echo(json.dumps(scores.to_dict()) if as_json else conlleval_report(scores))
+
+
+@app.command()
+def gradcheck(config: ConfigOpt = None, set_: SetOpt = None,
+              model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Also check a trained model on a batch of its data.")] = None,
+              eps: Annotated[float, typer.Option(help="Central-difference step h.")] = 1e-4,
+              tol: Annotated[float, typer.Option(help="Largest relative error that passes.")] = 1e-6) -> None:
+    """Check every gradient of the engine and of a window classifier numerically (float64)."""
+    from nerwin import api
+    from nerwin.config import load_config
+
+    try:
+        cfg = load_config(config, list(set_ or []))
+        report = api.gradcheck(cfg, model, eps, tol)
+    except NerwinError as err:
+        _fail(err)
+    for title, results in report.sections:
+        typer.echo(f"== {title}")
+        for result in results:
+            typer.echo(result.line())
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    failed = sum(not r.ok for _, results in report.sections for r in results)
+    total = sum(len(results) for _, results in report.sections)
+    typer.echo(f"{total - failed} of {total} gradients ok" + (f", {failed} FAILED" if failed else ""))
+    if failed:
+        raise typer.Exit(code=1)

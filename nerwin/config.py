@@ -1,0 +1,283 @@
+"""Typed, frozen configuration: defaults, then a YAML file, then `--set key=value` overrides."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from nerwin.engine.activations import ACTIVATIONS
+from nerwin.errors import ConfigError
+
+SCHEME_NAMES = ("auto", "IOB1", "IOB2", "IOBES", "BIOES", "IO")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the corpora and vectors are and how words become ids."""
+
+    train: str = "data/default/train.txt"   # training corpus (CoNLL columns)
+    dev: str | None = "data/default/dev.txt"  # dev corpus for scores and early stopping
+    vectors: str | None = None               # pretrained vectors (GloVe/word2vec/fastText); null = random
+    vectors_extend: int = 0                  # add the N most frequent vector-file words to the vocab (-1 = all)
+    word_column: int = 0                     # column of the word
+    tag_column: int = -1                     # column of the tag (negative counts from the end)
+    scheme: str = "auto"                     # tag scheme: auto, IOB1, IOB2, IOBES, IO
+    location_types: tuple[str, ...] = ("LOC",)  # entity types that count as locations
+    lowercase: bool = True                   # lowercase words before lookup (case goes to caps)
+    digits: bool = True                      # map every digit to 0
+    min_count: int = 1                       # words seen fewer times in train become <unk>
+    max_vocab: int | None = None             # keep at most this many training words
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Range errors as (key, message)."""
+        out = []
+        if self.scheme not in SCHEME_NAMES:
+            out.append(("scheme", f"expected one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}"))
+        if not self.location_types:
+            out.append(("location_types", "must name at least one entity type"))
+        if self.min_count < 1:
+            out.append(("min_count", f"must be >= 1, got {self.min_count}"))
+        if self.max_vocab is not None and self.max_vocab < 1:
+            out.append(("max_vocab", f"must be >= 1 or null, got {self.max_vocab}"))
+        if self.vectors_extend < -1:
+            out.append(("vectors_extend", f"must be >= -1, got {self.vectors_extend}"))
+        return out
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The window classifier's shape."""
+
+    window: int = 5                          # words per window (odd): centre +- (window - 1) / 2
+    embedding_dim: int = 50                  # word vector size (must match data.vectors)
+    hidden: tuple[int, ...] = (300,)         # hidden layer sizes
+    activation: str = "relu"                 # non-linearity (see ACTIVATIONS)
+    caps_dim: int = 5                        # capitalisation feature vector size (0 = off)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Range errors as (key, message)."""
+        out = []
+        if self.window < 1 or self.window % 2 == 0:
+            out.append(("window", f"must be a positive odd number, got {self.window}"))
+        if self.embedding_dim < 1:
+            out.append(("embedding_dim", f"must be >= 1, got {self.embedding_dim}"))
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            out.append(("hidden", f"must be one or more sizes >= 1, got {list(self.hidden)}"))
+        if self.activation not in ACTIVATIONS:
+            close = difflib.get_close_matches(self.activation, ACTIVATIONS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            out.append(("activation", f"unknown activation {self.activation!r}{hint}; "
+                                      f"choose from {', '.join(ACTIVATIONS)}"))
+        if self.caps_dim < 0:
+            out.append(("caps_dim", f"must be >= 0, got {self.caps_dim}"))
+        return out
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How SGD runs."""
+
+    epochs: int = 10                         # passes over the training windows
+    batch_size: int = 32                     # windows per SGD step
+    lr: float = 0.3                          # learning rate alpha
+    lr_decay: float = 0.0                    # lr / (1 + lr_decay * epoch)
+    embedding_lr_scale: float = 1.0          # word vectors learn at lr * this (0 = frozen)
+    pos_weight: float = 1.0                  # loss weight of location windows
+    unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>
+    patience: int = 3                        # stop after this many epochs without a better dev F1
+    threshold: float = 0.5                   # decision threshold on P(location)
+    tune_threshold: bool = False             # pick the threshold that maximises dev F1
+    seed: int = 0                            # seeds every random choice
+    threads: int = 1                         # BLAS threads (1 is fastest on a small shared CPU)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Range errors as (key, message)."""
+        checks = [
+            ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("lr", self.lr > 0, "> 0"), ("lr_decay", self.lr_decay >= 0, ">= 0"),
+            ("embedding_lr_scale", self.embedding_lr_scale >= 0, ">= 0"),
+            ("pos_weight", self.pos_weight > 0, "> 0"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
+            ("patience", self.patience >= 1, ">= 1"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
+            ("threads", self.threads >= 1, ">= 1"),
+        ]
+        return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a training run needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults, updated by the YAML file at `path`, then by `key=value` overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw, source=str(path) if path else "config")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Build and validate a Config from nested dicts, reporting every problem at once."""
+    problems: list[str] = []
+    config = _build(Config, raw, "", problems)
+    for section in ("data", "model", "train"):  # fields with type errors hold their defaults here
+        problems += [f"{section}.{k}: {m}" for k, m in getattr(config, section).problems()]
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return config
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """Plain nested dict (lists, not tuples) for YAML."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return list(value) if isinstance(value, tuple) else value
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as YAML."""
+    path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({_reason(err)})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: YAML syntax error: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train)")
+    return raw
+
+
+def _reason(err: OSError | UnicodeDecodeError) -> str:
+    return err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=0.1")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    """Instantiate dataclass `cls` from `raw`, appending 'key: message' problems."""
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_describe(raw)}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
+            problems.append(f"{prefix}{key}: unknown key{hint}")
+    values = {}
+    for name in names:
+        if name not in raw:
+            continue
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], f"{prefix}{name}.", problems)
+        else:
+            ok, value = _coerce(raw[name], hint)
+            if ok:
+                values[name] = value
+            else:
+                problems.append(f"{prefix}{name}: expected {_type_name(hint)}, got {_describe(raw[name])}")
+    try:
+        return cls(**values)
+    except TypeError:
+        return cls()
+
+
+def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(True, value as `hint`) or (False, None); ints pass as floats, '1e-3' as a float."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return True, None
+        for arg in args:
+            if arg is not type(None):
+                ok, out = _coerce(value, arg)
+                if ok:
+                    return True, out
+        return False, None
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        coerced = [_coerce(v, args[0]) for v in items]
+        return (all(ok for ok, _ in coerced), tuple(v for _, v in coerced))
+    if hint is bool:
+        return (True, value) if isinstance(value, bool) else (False, None)
+    if hint is int:
+        return (True, value) if isinstance(value, int) and not isinstance(value, bool) else (False, None)
+    if hint is float:
+        return _coerce_float(value)
+    if hint is str:
+        return (True, value) if isinstance(value, str) else (False, None)
+    return False, None
+
+
+def _coerce_float(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, bool):
+        return False, None
+    if isinstance(value, (int, float)):
+        return True, float(value)
+    if isinstance(value, str):
+        try:
+            return True, float(value)
+        except ValueError:
+            return False, None
+    return False, None
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {args[0].__name__}"
+    if args:
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    return getattr(hint, "__name__", str(hint))
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"

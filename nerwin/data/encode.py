@@ -1,0 +1,33 @@
+"""Sentences of words -> window arrays of word ids and caps ids, ready for the model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from nerwin.data.caps import CAPS_PAD, encode_caps
+from nerwin.data.vocab import END_ID, START_ID, Vocab
+from nerwin.data.windows import make_windows
+
+
+@dataclass(frozen=True)
+class WindowData:
+    """One window per token: word ids (n, w), caps ids (n, w) or None, and sentence lengths."""
+
+    words: np.ndarray
+    caps: np.ndarray | None
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocab, window: int,
+                     with_caps: bool) -> WindowData:
+    """Windows for every token of `sentences`, in order."""
+    lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+    flat = [w for s in sentences for w in s]
+    words = make_windows(vocab.encode(flat), lengths, window, START_ID, END_ID)
+    caps = make_windows(encode_caps(flat), lengths, window, CAPS_PAD, CAPS_PAD) if with_caps else None
+    return WindowData(words, caps, lengths)

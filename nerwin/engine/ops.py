@@ -1,0 +1,320 @@
+"""The engine's ops: one Function per operation, forward and local gradient side by side."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from nerwin.engine.sparse import RowSparseGrad
+from nerwin.engine.tensor import Context, Function, Tensor
+
+Array = np.ndarray
+
+
+def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
+    """Sum `grad` over the axes numpy broadcasting added or stretched, back to `shape`."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+class Add(Function):
+    """a + b with broadcasting."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        return unbroadcast(grad_out, ctx.shapes[0]), unbroadcast(grad_out, ctx.shapes[1])
+
+
+class Sub(Function):
+    """a - b with broadcasting."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        return unbroadcast(grad_out, ctx.shapes[0]), unbroadcast(-grad_out, ctx.shapes[1])
+
+
+class Neg(Function):
+    """-a."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array) -> Array:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        return (-grad_out,)
+
+
+class Mul(Function):
+    """a * b elementwise, with broadcasting."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        a, b = ctx.saved
+        return unbroadcast(grad_out * b, a.shape), unbroadcast(grad_out * a, b.shape)
+
+
+class Div(Function):
+    """a / b elementwise, with broadcasting."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        a, b = ctx.saved
+        grad_a = grad_out / b
+        return unbroadcast(grad_a, a.shape), unbroadcast(-grad_a * a / b, b.shape)
+
+
+class MatMul(Function):
+    """a @ b for 2-D a (n, k) and 2-D b (k, m)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.save_for_backward(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        a, b = ctx.saved
+        return grad_out @ b.T, _outer_or_matmul(a, grad_out)
+
+
+class Affine(Function):
+    """x @ W + b in one op: x (n, k), W (k, m), b (m,) -> (n, m)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Array, w: Array, b: Array) -> Array:
+        ctx.save_for_backward(x, w)
+        out = x @ w
+        out += b
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array | None, Array, Array]:
+        x, w = ctx.saved
+        grad_x = grad_out @ w.T if ctx.needs_input_grad[0] else None
+        return grad_x, _outer_or_matmul(x, grad_out), grad_out.sum(axis=0)
+
+
+def _outer_or_matmul(x: Array, grad_out: Array) -> Array:
+    """x.T @ grad_out; an outer product for one row (numpy's BLAS path is slow there)."""
+    if x.shape[0] == 1:
+        return np.multiply.outer(x[0], grad_out[0])
+    return x.T @ grad_out
+
+
+class Sum(Function):
+    """Sum over an axis (or all)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        return np.asarray(a.sum(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        return (_expand_reduced(grad_out, ctx.shape, ctx.axis, ctx.keepdims),)
+
+
+class Mean(Function):
+    """Mean over an axis (or all)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, axis: Any = None, keepdims: bool = False) -> Array:
+        ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
+        ctx.count = a.size // max(np.asarray(a.mean(axis=axis, keepdims=True)).size, 1)
+        return np.asarray(a.mean(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        grad = _expand_reduced(grad_out, ctx.shape, ctx.axis, ctx.keepdims)
+        return (grad / np.asarray(ctx.count, dtype=grad.dtype),)
+
+
+def _expand_reduced(grad_out: Array, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Array:
+    """Broadcast the gradient of a reduction back to the input's shape."""
+    if axis is not None and not keepdims:
+        grad_out = np.expand_dims(grad_out, axis)
+    return np.broadcast_to(grad_out, shape).copy()
+
+
+class Max(Function):
+    """Maximum over an axis (or all); tied maxima split the gradient equally."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, axis: int | None = None, keepdims: bool = False) -> Array:
+        top = a.max(axis=axis, keepdims=True)
+        ctx.save_for_backward((a == top).astype(a.dtype))
+        ctx.axis, ctx.keepdims, ctx.shape = axis, keepdims, a.shape
+        return np.asarray(top if keepdims else top.reshape(np.max(a, axis=axis).shape))
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        (is_top,) = ctx.saved
+        share = is_top / is_top.sum(axis=ctx.axis, keepdims=True)
+        return (share * _expand_reduced(grad_out, ctx.shape, ctx.axis, ctx.keepdims),)
+
+
+class Maximum(Function):
+    """Elementwise max(a, b); where a == b each gets half the gradient."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, b: Array) -> Array:
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
+        a, b = ctx.saved
+        to_a = (a > b) + 0.5 * (a == b)
+        grad_a = grad_out * to_a.astype(grad_out.dtype)
+        return unbroadcast(grad_a, a.shape), unbroadcast(grad_out - grad_a, b.shape)
+
+
+class Reshape(Function):
+    """The same values in another shape."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array, shape: tuple[int, ...] = ()) -> Array:
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        return (grad_out.reshape(ctx.shape),)
+
+
+class Concat(Function):
+    """Concatenate along an axis."""
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: Array, axis: int = 0) -> Array:
+        ctx.axis = axis
+        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, ...]:
+        return tuple(np.split(grad_out, ctx.splits, axis=ctx.axis))
+
+
+class Gather(Function):
+    """Rows of a table: table (V, d), ids (any int shape) -> (*ids.shape, d); row-sparse gradient."""
+
+    @staticmethod
+    def forward(ctx: Context, table: Array, ids: Array) -> Array:
+        ctx.ids, ctx.table_shape = ids, table.shape
+        return table[ids]
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad, None]:
+        return RowSparseGrad(ctx.ids, grad_out, ctx.table_shape), None
+
+
+class Exp(Function):
+    """e**a elementwise."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array) -> Array:
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        (out,) = ctx.saved
+        return (grad_out * out,)
+
+
+class Log(Function):
+    """Natural log elementwise (a > 0)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Array) -> Array:
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        (a,) = ctx.saved
+        return (grad_out / a,)
+
+
+def stable_sigmoid(z: Array) -> Array:
+    """1 / (1 + e**-z) without overflow for any finite z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+class SigmoidBCE(Function):
+    """Mean of weight * cross-entropy(sigmoid(z), y) from logits z; finite for any z."""
+
+    @staticmethod
+    def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
+        ctx.save_for_backward(z, y) if weight is None else ctx.save_for_backward(z, y, weight)
+        losses = np.logaddexp(0.0, z) - y * z
+        if weight is not None:
+            losses = losses * weight
+        return np.asarray(losses.mean(), dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array, None, None]:
+        z, y, *weight = ctx.saved
+        grad = (stable_sigmoid(z) - y) * (grad_out / z.size)
+        if weight:
+            grad = grad * weight[0]
+        return grad.astype(z.dtype, copy=False), None, None
+
+
+def gather(table: Tensor, ids: Array) -> Tensor:
+    """Rows `ids` of `table`."""
+    return Gather.apply(table, Tensor(np.asarray(ids)))
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along `axis`."""
+    return Concat.apply(*tensors, axis=axis)
+
+
+def affine(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """x @ w + b."""
+    return Affine.apply(x, w, b)
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    """Elementwise maximum of two tensors."""
+    return Maximum.apply(a, b)
+
+
+def sigmoid_bce(z: Tensor, y: Array, weight: Array | None = None) -> Tensor:
+    """Mean binary cross-entropy of logits `z` against 0/1 targets `y`."""
+    inputs = (z, Tensor(np.asarray(y, dtype=z.dtype)))
+    if weight is not None:
+        inputs += (Tensor(np.asarray(weight, dtype=z.dtype)),)
+    return SigmoidBCE.apply(*inputs)

@@ -1,0 +1,220 @@
+"""Tensor, Function and Context: the reverse-mode core of the engine."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from nerwin.engine.sparse import RowSparseGrad
+
+Array = np.ndarray
+_GRAD_ENABLED = True
+
+
+class GradientShapeError(AssertionError):
+    """An op returned a gradient whose shape differs from its input's (an engine bug)."""
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Within this block ops record no graph and save nothing for backward."""
+    global _GRAD_ENABLED
+    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside `no_grad()`."""
+    return _GRAD_ENABLED
+
+
+class Context:
+    """What one op application remembers for its backward."""
+
+    def __init__(self, needs_input_grad: tuple[bool, ...], recording: bool):
+        self.needs_input_grad = needs_input_grad
+        self.recording = recording
+        self.saved: tuple[Array, ...] = ()
+        self.parents: tuple[Tensor, ...] = ()
+        self.op: type[Function] | None = None
+
+    def save_for_backward(self, *arrays: Array) -> None:
+        """Keep arrays for backward; a no-op when no graph is recorded."""
+        if self.recording:
+            self.saved = arrays
+
+
+class Function:
+    """An op: `forward(ctx, *arrays, **attrs) -> array`, `backward(ctx, grad_out) -> grads`."""
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: Array, **attrs: Any) -> Array:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array | RowSparseGrad | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **attrs: Any) -> Tensor:
+        """Run forward on the inputs' arrays and link the result into the graph."""
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        needs = tuple(t.requires_grad for t in tensors)
+        recording = _GRAD_ENABLED and any(needs)
+        ctx = Context(needs, recording)
+        out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), requires_grad=recording)
+        if recording:
+            ctx.parents, ctx.op = tensors, cls
+            out._ctx = ctx
+        return out
+
+
+class Tensor:
+    """A numpy array with an optional gradient and the op that produced it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name")
+    __array_priority__ = 1000  # make `ndarray * Tensor` defer to Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None):
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self.grad: Array | RowSparseGrad | None = None
+        self.requires_grad = requires_grad
+        self._ctx: Context | None = None
+        self.name = name
+
+    shape = property(lambda self: self.data.shape, doc="Shape of the data.")
+    dtype = property(lambda self: self.data.dtype, doc="dtype of the data.")
+    ndim = property(lambda self: self.data.ndim, doc="Number of dimensions.")
+
+    def __repr__(self) -> str:
+        op = f", op={self._ctx.op.__name__}" if self._ctx and self._ctx.op else ""
+        return f"Tensor(shape={self.shape}, dtype={self.dtype}{op})"
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python float."""
+        return float(self.data.reshape(-1)[0])
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    def backward(self, grad: Array | None = None) -> None:
+        """Fill `.grad` of every tensor this one depends on, in one reverse pass."""
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() without a gradient needs a scalar, got {self.shape}")
+            grad = np.ones_like(self.data)
+        _accumulate(self, np.asarray(grad, dtype=self.data.dtype), "seed")
+        for node in reversed(topological_order(self)):
+            ctx = node._ctx
+            if ctx is None or node.grad is None:
+                continue
+            grads = ctx.op.backward(ctx, node.grad)
+            for parent, g in zip(ctx.parents, grads):
+                if g is not None and parent.requires_grad:
+                    _accumulate(parent, g, ctx.op.__name__)
+
+    # Operators: thin wrappers over the ops module (imported lazily to avoid a cycle).
+    def _coerce(self, other: Any) -> Tensor:
+        return other if isinstance(other, Tensor) else Tensor(np.asarray(other, dtype=self.dtype))
+
+    def __add__(self, other: Any) -> Tensor:
+        return _ops().Add.apply(self, self._coerce(other))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _ops().Add.apply(self._coerce(other), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _ops().Sub.apply(self, self._coerce(other))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _ops().Sub.apply(self._coerce(other), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _ops().Mul.apply(self, self._coerce(other))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _ops().Mul.apply(self._coerce(other), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _ops().Div.apply(self, self._coerce(other))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _ops().Div.apply(self._coerce(other), self)
+
+    def __neg__(self) -> Tensor:
+        return _ops().Neg.apply(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _ops().MatMul.apply(self, self._coerce(other))
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Sum over `axis` (all axes when None)."""
+        return _ops().Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Mean over `axis` (all axes when None)."""
+        return _ops().Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum over `axis`; tied maxima share the gradient equally."""
+        return _ops().Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: int) -> Tensor:
+        """The same values in a new shape."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().Reshape.apply(self, shape=shape)
+
+    def exp(self) -> Tensor:
+        """Elementwise e**x."""
+        return _ops().Exp.apply(self)
+
+    def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
+        return _ops().Log.apply(self)
+
+
+def _ops() -> Any:
+    from nerwin.engine import ops
+
+    return ops
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes that `root` depends on, each after its inputs (iterative, no recursion limit)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            stack.extend((p, False) for p in node._ctx.parents if p.requires_grad and id(p) not in visited)
+    return order
+
+
+def _accumulate(tensor: Tensor, grad: Array | RowSparseGrad, op_name: str) -> None:
+    """Add `grad` into `tensor.grad`, refusing a gradient of the wrong shape."""
+    if tuple(grad.shape) != tuple(tensor.shape):
+        raise GradientShapeError(
+            f"{op_name}.backward returned a gradient of shape {tuple(grad.shape)} "
+            f"for an input of shape {tuple(tensor.shape)}"
+        )
+    tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+
+
+def parameters_zero_grad(params: Sequence[Tensor]) -> None:
+    """Clear the gradients of `params` before the next backward."""
+    for p in params:
+        p.grad = None

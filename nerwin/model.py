@@ -1,0 +1,115 @@
+"""WindowClassifier: p(centre word is a location) from a window of word (and caps) vectors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from nerwin.engine import ACTIVATIONS, Tensor, affine, concat, gather, no_grad, sigmoid_bce
+from nerwin.engine.activations import LEARNABLE
+from nerwin.engine.ops import stable_sigmoid
+
+Array = np.ndarray
+PRELU_INIT = 0.25
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Sizes that fix the parameter shapes of a WindowClassifier."""
+
+    vocab_size: int
+    embedding_dim: int = 50
+    window: int = 5
+    hidden: tuple[int, ...] = (300,)
+    activation: str = "relu"
+    caps_dim: int = 0
+    n_caps: int = 0
+    dtype: str = "float32"
+
+
+class WindowClassifier:
+    """h = f(x W + b) (one or more layers), s = h u + c, p = sigmoid(s); x = window vectors."""
+
+    def __init__(self, shape: ModelShape, params: dict[str, Tensor]):
+        self.shape = shape
+        self.params = params
+        self.n_layers = len(shape.hidden)
+        self._act = ACTIVATIONS[shape.activation].apply
+
+    @classmethod
+    def initialise(cls, shape: ModelShape, rng: np.random.Generator,
+                   embeddings: Array | None = None) -> WindowClassifier:
+        """Random parameters (Glorot-uniform weights, zero biases); `embeddings` seeds E."""
+        dtype = np.dtype(shape.dtype)
+        arrays: dict[str, Array] = {}
+        if embeddings is None:
+            scale = 1.0 / np.sqrt(shape.embedding_dim)
+            embeddings = rng.normal(0.0, scale, (shape.vocab_size, shape.embedding_dim))
+        arrays["E"] = np.asarray(embeddings, dtype=dtype)
+        if shape.caps_dim:
+            arrays["F"] = rng.normal(0.0, 1.0 / np.sqrt(shape.caps_dim), (shape.n_caps, shape.caps_dim))
+        fan_in = shape.window * (shape.embedding_dim + shape.caps_dim)
+        for i, width in enumerate(shape.hidden, start=1):
+            arrays[_name("W", i, shape)] = _glorot(rng, fan_in, width)
+            arrays[_name("b", i, shape)] = np.zeros(width)
+            if shape.activation in LEARNABLE:
+                arrays[_name("a", i, shape)] = np.full(width, PRELU_INIT)
+            fan_in = width
+        arrays["u"] = _glorot(rng, fan_in, 1)
+        arrays["c"] = np.zeros(1)
+        params = {k: Tensor(np.ascontiguousarray(v, dtype=dtype), requires_grad=True, name=k)
+                  for k, v in arrays.items()}
+        return cls(shape, params)
+
+    def input_vectors(self, words: Array, caps: Array | None = None) -> Tensor:
+        """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim))."""
+        n = words.shape[0]
+        x = gather(self.params["E"], words).reshape(n, -1)
+        if self.shape.caps_dim:
+            x = concat([x, gather(self.params["F"], caps).reshape(n, -1)], axis=1)
+        return x
+
+    def scores_from_inputs(self, x: Tensor) -> Tensor:
+        """Logits s (n,) from window vectors x (n, k)."""
+        h = x
+        for i in range(1, self.n_layers + 1):
+            z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
+            slope = self.params.get(_name("a", i, self.shape))
+            h = self._act(z) if slope is None else self._act(z, slope)
+        return affine(h, self.params["u"], self.params["c"]).reshape(-1)
+
+    def forward(self, words: Array, caps: Array | None = None) -> Tensor:
+        """Logits s (n,) for windows of word ids (n, w) and caps ids (n, w)."""
+        return self.scores_from_inputs(self.input_vectors(words, caps))
+
+    def loss(self, words: Array, caps: Array | None, labels: Array,
+             weight: Array | None = None) -> Tensor:
+        """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels."""
+        return sigmoid_bce(self.forward(words, caps), labels, weight)
+
+    def predict_proba(self, words: Array, caps: Array | None = None) -> Array:
+        """P(location) per window, without recording a graph."""
+        with no_grad():
+            return stable_sigmoid(self.forward(words, caps).data)
+
+    def arrays(self) -> dict[str, Array]:
+        """Parameter arrays by name (views, not copies)."""
+        return {k: t.data for k, t in self.params.items()}
+
+    def astype(self, dtype: str) -> WindowClassifier:
+        """A copy of this model with parameters cast to `dtype` (float64 for checks)."""
+        shape = replace(self.shape, dtype=dtype)
+        params = {k: Tensor(t.data.astype(dtype), requires_grad=True, name=k)
+                  for k, t in self.params.items()}
+        return WindowClassifier(shape, params)
+
+
+def _name(stem: str, layer: int, shape: ModelShape) -> str:
+    """W, b, a for one hidden layer; W1, W2, ... for several."""
+    return stem if len(shape.hidden) == 1 else f"{stem}{layer}"
+
+
+def _glorot(rng: np.random.Generator, fan_in: int, fan_out: int) -> Array:
+    """Uniform(-r, r) with r = sqrt(6 / (fan_in + fan_out))."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, (fan_in, fan_out))

@@ -1,0 +1,146 @@
+"""Model directories: weights.npz, vocab.txt, config.yaml, meta.json; written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nerwin import __version__
+from nerwin.config import Config, config_from_dict, save_config
+from nerwin.data.vocab import Vocab
+from nerwin.engine import Tensor
+from nerwin.errors import ConfigError, ModelError
+from nerwin.model import ModelShape, WindowClassifier
+from nerwin.tagger import Tagger
+
+FORMAT_VERSION = 1
+FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
+
+
+def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None = None) -> None:
+    """Write the model into `directory`, replacing it only once everything is on disk."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        np.savez(staging / "weights.npz", **tagger.model.arrays())
+        tagger.vocab.save(staging / "vocab.txt")
+        save_config(config, staging / "config.yaml")
+        meta = {"format_version": FORMAT_VERSION, "nerwin_version": __version__,
+                "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
+                "numpy_version": np.__version__, **(extra or {})}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _fsync_dir_files(staging)
+        _replace_dir(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
+    """Read a model directory written by `save_model`, checking every file."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: model directory not found")
+    for name in FILES:
+        if not (directory / name).is_file():
+            raise ModelError(f"{directory / name}: missing; not a complete nerwin model directory")
+    meta = _read_meta(directory / "meta.json")
+    try:
+        config = config_from_dict(_read_yaml(directory / "config.yaml"), str(directory / "config.yaml"))
+    except ConfigError as err:
+        raise ModelError(str(err)) from None
+    shape = ModelShape(**{**meta["shape"], "hidden": tuple(meta["shape"]["hidden"])})
+    vocab = _read_vocab(directory / "vocab.txt", config)
+    params = _read_weights(directory / "weights.npz", shape, len(vocab))
+    tagger = Tagger(WindowClassifier(shape, params), vocab, float(meta.get("threshold", 0.5)))
+    return tagger, config, meta
+
+
+def _shape_dict(shape: ModelShape) -> dict[str, Any]:
+    d = asdict(shape)
+    d["hidden"] = list(d["hidden"])
+    return d
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise ModelError(f"{path}: no format_version; not a nerwin model")
+    if version > FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {version} is newer than this nerwin "
+                         f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin")
+    if not isinstance(meta.get("shape"), dict):
+        raise ModelError(f"{path}: no model shape recorded")
+    return meta
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
+    return raw if isinstance(raw, dict) else {}
+
+
+def _read_vocab(path: Path, config: Config) -> Vocab:
+    try:
+        return Vocab.load(path, config.data.lowercase, config.data.digits)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ModelError(f"{path}: unreadable vocabulary ({err})") from None
+
+
+def _read_weights(path: Path, shape: ModelShape, vocab_size: int) -> dict[str, Tensor]:
+    expected = _expected_shapes(shape, vocab_size)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
+    for name, want in expected.items():
+        got = arrays.get(name)
+        if got is None:
+            raise ModelError(f"{path}: weight {name} is missing")
+        if got.shape != want:
+            raise ModelError(f"{path}: weight {name} has shape {got.shape}, config expects {want}")
+    return {k: Tensor(np.ascontiguousarray(arrays[k], dtype=shape.dtype), requires_grad=True, name=k)
+            for k in expected}
+
+
+def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int, ...]]:
+    probe = WindowClassifier.initialise(
+        ModelShape(**{**asdict(shape), "vocab_size": 1}), np.random.default_rng(0))
+    out = {k: t.shape for k, t in probe.params.items()}
+    out["E"] = (vocab_size, shape.embedding_dim)
+    return out
+
+
+def _fsync_dir_files(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Swap `staging` in for `target`; the old one stays intact until the new one is complete."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)

@@ -1,0 +1,37 @@
+"""SGD, theta <- theta - lr * grad, with row-sparse updates of embedding tables."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from nerwin.engine import RowSparseGrad, Tensor
+
+
+class SGD:
+    """Plain SGD; each parameter may have its own learning-rate scale (0 freezes it)."""
+
+    def __init__(self, params: Mapping[str, Tensor], lr: float, scales: Mapping[str, float] | None = None):
+        self.params = dict(params)
+        self.lr = lr
+        self.scales = dict(scales or {})
+
+    def step(self) -> None:
+        """Apply one update from the current gradients, then clear them."""
+        for name, p in self.params.items():
+            grad, p.grad = p.grad, None
+            if grad is None:
+                continue
+            lr = self.lr * self.scales.get(name, 1.0)
+            if isinstance(grad, RowSparseGrad):
+                sparse_update(p.data, grad, lr)
+            else:
+                p.data -= np.asarray(lr, p.data.dtype) * grad
+
+
+def sparse_update(table: np.ndarray, grad: RowSparseGrad, lr: float) -> None:
+    """table[ids] -= lr * rows, summing repeated ids; touches only those rows (never V x d)."""
+    d = table.shape[1]
+    flat_index = (grad.ids[:, None] * d + np.arange(d)).reshape(-1)
+    step = grad.rows.reshape(-1) * np.asarray(lr, table.dtype)
+    np.subtract.at(table.reshape(-1), flat_index, step)

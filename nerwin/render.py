@@ -1,0 +1,54 @@
+"""Text for the terminal: epoch lines, results, and a tqdm progress bar on stderr."""
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from nerwin.training import EpochReport
+
+
+class TqdmProgress:
+    """One tqdm bar per epoch on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def start(self, epoch: int, total: int) -> None:
+        """Open the bar for one epoch."""
+        self.bar = tqdm(total=total, desc=f"epoch {epoch}", unit="win", unit_scale=True,
+                        leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def advance(self, windows: int, loss: float) -> None:
+        """Move the bar and show the latest loss."""
+        if self.bar is not None:
+            self.bar.update(windows)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def epoch_line(report: EpochReport) -> str:
+    """One summary line per epoch."""
+    dev = ""
+    if report.dev is not None:
+        e = report.dev.entity
+        dev = f"  dev P {100 * e.precision:5.2f} R {100 * e.recall:5.2f} F1 {100 * e.f1:5.2f}"
+    mark = "  *best" if report.best else ""
+    return (f"epoch {report.epoch:>2}  loss {report.loss:.4f}{dev}  "
+            f"{report.seconds:5.1f}s  {report.windows_per_s:,.0f} win/s{mark}")
+
+
+def result_line(result) -> str:
+    """The run's outcome and where the model is."""
+    where = result.out_dir / "model"
+    if result.dev is None:
+        return f"done in {result.seconds:.1f}s (no dev set); model saved to {where}"
+    e = result.dev.entity
+    return (f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
+            f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; {result.seconds:.1f}s; "
+            f"model saved to {where}")

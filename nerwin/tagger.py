@@ -1,0 +1,55 @@
+"""Tagger: a trained model with its vocabulary, turning sentences into P(location) per token."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from nerwin.data.encode import WindowData, encode_sentences
+from nerwin.data.vocab import Vocab
+from nerwin.model import WindowClassifier
+
+SCORE_BATCH = 16384  # windows scored per forward at inference
+
+
+@dataclass
+class Tagger:
+    """Everything needed to tag tokens: model, vocabulary and decision threshold."""
+
+    model: WindowClassifier
+    vocab: Vocab
+    threshold: float = 0.5
+
+    @property
+    def uses_caps(self) -> bool:
+        """True when the model has a capitalisation feature."""
+        return self.model.shape.caps_dim > 0
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> WindowData:
+        """Windows of ids for every token of `sentences`."""
+        return encode_sentences(sentences, self.vocab, self.model.shape.window, self.uses_caps)
+
+    def window_probabilities(self, data: WindowData, batch: int = SCORE_BATCH) -> np.ndarray:
+        """P(location) per window, scored in bounded batches."""
+        parts = [self.model.predict_proba(data.words[i:i + batch],
+                                          None if data.caps is None else data.caps[i:i + batch])
+                 for i in range(0, len(data), batch)]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def probabilities(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """P(location) for every token of `sentences`, flattened in order."""
+        return self.window_probabilities(self.encode(sentences))
+
+    def labels(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """0/1 location decisions from probabilities."""
+        cut = self.threshold if threshold is None else threshold
+        return (probabilities >= cut).astype(np.int8)
+
+
+def split_flat(values: np.ndarray, lengths: Sequence[int]) -> Iterator[np.ndarray]:
+    """Cut a flat per-token array back into sentences."""
+    start = 0
+    for n in lengths:
+        yield values[start:start + n]
+        start += n

@@ -94,7 +94,6 @@ class TrainConfig:
     threshold: float = 0.5                   # decision threshold on P(location)
     tune_threshold: bool = False             # pick the threshold that maximises dev F1
     seed: int = 0                            # seeds every random choice
-    threads: int = 1                         # BLAS threads (1 is fastest on a small shared CPU)
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
@@ -104,7 +103,6 @@ class TrainConfig:
             ("embedding_lr_scale", self.embedding_lr_scale >= 0, ">= 0"),
             ("pos_weight", self.pos_weight > 0, "> 0"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
             ("patience", self.patience >= 1, ">= 1"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
-            ("threads", self.threads >= 1, ">= 1"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]
 

@@ -104,3 +104,34 @@ def gradcheck(config: ConfigOpt = None, set_: SetOpt = None,
     typer.echo(f"{total - failed} of {total} gradients ok" + (f", {failed} FAILED" if failed else ""))
     if failed:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to tag (each argument is a document). Default: --input files, else stdin.", show_default=False)] = None,
+            model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")] = ...,
+            input_: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Input file, one document per line ('-' = stdin; repeatable).")] = None,
+            fmt: Annotated[str, typer.Option("--format", "-f", help="inline, conll or json.")] = "inline",
+            probs: Annotated[bool, typer.Option("--probs", help="json: add each token's probability.")] = False,
+            threshold: Annotated[Optional[float], typer.Option(help="Decision threshold (default: the model's).", min=0.0, max=1.0)] = None,
+            pretokenized: Annotated[bool, typer.Option(help="Input is CoNLL columns (one token per line), not raw text.")] = False,
+            word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0) -> None:
+    """Tag location names in text, files or stdin with a trained model."""
+    from nerwin.formats import FORMATS, render
+    from nerwin.inputs import conll_sentences, raw_documents
+    from nerwin.modelio import load_model
+    from nerwin.predict import sentence_document, tag_documents, text_documents
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    try:
+        tagger, _, _ = load_model(model)
+        if pretokenized:
+            docs = map(sentence_document, conll_sentences(input_ or [], word_column))
+        else:
+            docs = text_documents(raw_documents(texts or [], input_ or []))
+        out = sys.stdout
+        for doc in tag_documents(tagger, docs, threshold):
+            out.write(render(doc, fmt, probs))
+        out.flush()
+    except NerwinError as err:
+        _fail(err)

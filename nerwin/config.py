@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -99,9 +100,10 @@ class TrainConfig:
         """Range errors as (key, message)."""
         checks = [
             ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("lr", self.lr > 0, "> 0"), ("lr_decay", self.lr_decay >= 0, ">= 0"),
-            ("embedding_lr_scale", self.embedding_lr_scale >= 0, ">= 0"),
-            ("pos_weight", self.pos_weight > 0, "> 0"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
+            ("lr", 0 < self.lr < math.inf, "> 0 and finite"),
+            ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
+            ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
+            ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
             ("patience", self.patience >= 1, ">= 1"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]

@@ -31,9 +31,10 @@ class ModelError(NerwinError):
 class TrainingDiverged(NerwinError):
     """The loss became NaN or infinite during training."""
 
-    def __init__(self, step: int, lr: float, loss: float):
-        self.step, self.lr, self.loss = step, lr, loss
+    def __init__(self, step: int, lr: float, loss: float, epoch: int | None = None):
+        self.step, self.lr, self.loss, self.epoch = step, lr, loss, epoch
+        where = f"step {step}" + (f" (epoch {epoch})" if epoch is not None else "")
         super().__init__(
-            f"training diverged at step {step}: loss is {loss} with lr={lr:g}; "
+            f"training diverged at {where}: loss is {loss} with lr={lr:g}; "
             "lower train.lr (the best model so far is kept)"
         )

@@ -57,7 +57,7 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
         config = config_from_dict(_read_yaml(directory / "config.yaml"), str(directory / "config.yaml"))
     except ConfigError as err:
         raise ModelError(str(err)) from None
-    shape = ModelShape(**{**meta["shape"], "hidden": tuple(meta["shape"]["hidden"])})
+    shape = _read_shape(meta["shape"], directory / "meta.json")
     vocab = _read_vocab(directory / "vocab.txt", config)
     params = _read_weights(directory / "weights.npz", shape, len(vocab))
     tagger = Tagger(WindowClassifier(shape, params), vocab, float(meta.get("threshold", 0.5)))
@@ -68,6 +68,24 @@ def _shape_dict(shape: ModelShape) -> dict[str, Any]:
     d = asdict(shape)
     d["hidden"] = list(d["hidden"])
     return d
+
+
+def _read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
+    """The ModelShape recorded in meta.json, validated."""
+    from nerwin.engine import ACTIVATIONS
+
+    try:
+        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"])})
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelError(f"{path}: malformed model shape ({type(err).__name__}: {err})") from None
+    ints = (shape.vocab_size, shape.embedding_dim, shape.window, shape.caps_dim, shape.n_caps, *shape.hidden)
+    if not all(isinstance(v, int) and v >= 0 for v in ints) or not shape.hidden:
+        raise ModelError(f"{path}: malformed model shape (sizes must be non-negative integers)")
+    if shape.activation not in ACTIVATIONS:
+        raise ModelError(f"{path}: unknown activation {shape.activation!r}")
+    if shape.dtype not in ("float32", "float64"):
+        raise ModelError(f"{path}: unsupported dtype {shape.dtype!r} (float32 or float64)")
+    return shape
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -106,7 +124,7 @@ def _read_vocab(path: Path, config: Config) -> Vocab:
 def _read_weights(path: Path, shape: ModelShape, vocab_size: int) -> dict[str, Tensor]:
     expected = _expected_shapes(shape, vocab_size)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None

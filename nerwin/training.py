@@ -101,8 +101,9 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     labels = data.labels[order]
     if cfg.unk_prob > 0 and data.rare is not None:
         words[data.rare[words] & (rng.random(words.shape) < cfg.unk_prob)] = UNK_ID
-    weights = np.where(labels > 0, cfg.pos_weight, 1.0).astype(labels.dtype) if cfg.pos_weight != 1 else None
+    weights = np.where(labels > 0, cfg.pos_weight, 1.0) if cfg.pos_weight != 1 else None
     batch, total, steps = cfg.batch_size, 0.0, 0
+    steps_before = (epoch - 1) * -(-len(labels) // batch)
     progress.start(epoch, len(labels))
     for start in range(0, len(labels), batch):
         stop = start + batch
@@ -110,7 +111,7 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
                           labels[start:stop], None if weights is None else weights[start:stop])
         value = float(loss.data)
         if not math.isfinite(value):
-            raise TrainingDiverged(steps + 1, optimizer.lr, value)
+            raise TrainingDiverged(steps_before + steps + 1, optimizer.lr, value, epoch)
         loss.backward()
         optimizer.step()
         total += value * min(batch, len(labels) - start)

@@ -54,7 +54,9 @@ class Vocab:
     def load(cls, path: Path, lowercase: bool, digits: bool) -> Vocab:
         """Read a vocabulary written by `save`."""
         words, counts = [], []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        with open(path, encoding="utf-8", newline="") as handle:
+            lines = handle.read().split("\n")
+        for line in lines[:-1] if lines and lines[-1] == "" else lines:
             word, _, count = line.rpartition("\t")
             words.append(word)
             counts.append(int(count))

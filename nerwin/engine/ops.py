@@ -266,10 +266,26 @@ class Log(Function):
         return (grad_out / a,)
 
 
+EXP_CUTOFF = 80.0  # e**-80 is still a normal float32; beyond it e**-|z| is taken as exactly 0
+
+
+def exp_neg_abs(z: Array) -> Array:
+    """e**-|z| without overflow or underflow: exactly 0 where |z| > EXP_CUTOFF."""
+    magnitude = np.abs(z)
+    e = np.exp(-np.minimum(magnitude, EXP_CUTOFF))
+    e[magnitude > EXP_CUTOFF] = 0.0
+    return e
+
+
 def stable_sigmoid(z: Array) -> Array:
-    """1 / (1 + e**-z) without overflow for any finite z."""
-    e = np.exp(-np.abs(z))
+    """1 / (1 + e**-z) for any finite z, without overflow or underflow."""
+    e = exp_neg_abs(z)
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def softplus(z: Array) -> Array:
+    """log(1 + e**z) = max(z, 0) + log1p(e**-|z|), finite for any finite z."""
+    return np.maximum(z, 0.0) + np.log1p(exp_neg_abs(z))
 
 
 class SigmoidBCE(Function):
@@ -278,7 +294,7 @@ class SigmoidBCE(Function):
     @staticmethod
     def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
         ctx.save_for_backward(z, y) if weight is None else ctx.save_for_backward(z, y, weight)
-        losses = np.logaddexp(0.0, z) - y * z
+        losses = softplus(z) - y * z
         if weight is not None:
             losses = losses * weight
         return np.asarray(losses.mean(), dtype=z.dtype)

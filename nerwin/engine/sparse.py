@@ -10,6 +10,7 @@ class RowSparseGrad:
     """Gradient of a (V, d) table held as `rows[i]` added to row `ids[i]`; ids may repeat."""
 
     __slots__ = ("ids", "rows", "shape")
+    __array_ufunc__ = None  # make `ndarray + RowSparseGrad` call __radd__ instead of broadcasting
 
     def __init__(self, ids: np.ndarray, rows: np.ndarray, shape: tuple[int, ...]):
         self.ids = np.asarray(ids).reshape(-1)

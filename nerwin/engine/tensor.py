@@ -108,8 +108,12 @@ class Tensor:
             if self.data.size != 1:
                 raise ValueError(f"backward() without a gradient needs a scalar, got {self.shape}")
             grad = np.ones_like(self.data)
+        order = topological_order(self)
+        for node in order:  # leaves accumulate across calls; inner nodes hold this pass only
+            if node._ctx is not None:
+                node.grad = None
         _accumulate(self, np.asarray(grad, dtype=self.data.dtype), "seed")
-        for node in reversed(topological_order(self)):
+        for node in reversed(order):
             ctx = node._ctx
             if ctx is None or node.grad is None:
                 continue

@@ -63,29 +63,30 @@ class WindowClassifier:
 
     def input_vectors(self, words: Array, caps: Array | None = None) -> Tensor:
         """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim))."""
-        n = words.shape[0]
-        x = gather(self.params["E"], words).reshape(n, -1)
+        x = gather(self.params["E"], words, flatten=True)
         if self.shape.caps_dim:
-            x = concat([x, gather(self.params["F"], caps).reshape(n, -1)], axis=1)
+            x = concat([x, gather(self.params["F"], caps, flatten=True)], axis=1)
         return x
 
     def scores_from_inputs(self, x: Tensor) -> Tensor:
-        """Logits s (n,) from window vectors x (n, k)."""
+        """Logits s (n, 1) from window vectors x (n, k)."""
         h = x
         for i in range(1, self.n_layers + 1):
             z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
             slope = self.params.get(_name("a", i, self.shape))
             h = self._act(z) if slope is None else self._act(z, slope)
-        return affine(h, self.params["u"], self.params["c"]).reshape(-1)
+        return affine(h, self.params["u"], self.params["c"])
 
     def forward(self, words: Array, caps: Array | None = None) -> Tensor:
         """Logits s (n,) for windows of word ids (n, w) and caps ids (n, w)."""
-        return self.scores_from_inputs(self.input_vectors(words, caps))
+        return self.scores_from_inputs(self.input_vectors(words, caps)).reshape(-1)
 
     def loss(self, words: Array, caps: Array | None, labels: Array,
              weight: Array | None = None) -> Tensor:
         """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels."""
-        return sigmoid_bce(self.forward(words, caps), labels, weight)
+        logits = self.scores_from_inputs(self.input_vectors(words, caps))  # (n, 1): no reshape op
+        return sigmoid_bce(logits, labels.reshape(-1, 1),
+                           None if weight is None else weight.reshape(-1, 1))
 
     def predict_proba(self, words: Array, caps: Array | None = None) -> Array:
         """P(location) per window, without recording a graph."""

@@ -63,6 +63,11 @@ def _gather_case(rng: np.random.Generator):
     return (lambda table: ops.gather(table, ids)), {"table": _normal(rng, 7, 3)}
 
 
+def _gather_flat_case(rng: np.random.Generator):
+    ids = np.array([[1, 1, 4, 2, 2], [0, 4, 4, 3, 1]])
+    return (lambda table: ops.gather(table, ids, flatten=True)), {"table": _normal(rng, 6, 3)}
+
+
 def _bce_case(rng: np.random.Generator, weighted: bool):
     y = rng.integers(0, 2, 8).astype(np.float64)
     w = np.where(y == 1, 3.0, 1.0) if weighted else None
@@ -111,6 +116,7 @@ OP_CASES: list[OpCase] = [
     OpCase("reshape (3,4)->(2,6)", _unary(lambda x: x.reshape(2, 6), (3, 4))),
     OpCase("concat axis=1", _binary(lambda a, b: ops.concat([a, b], axis=1), (3, 2), (3, 4))),
     OpCase("gather repeated ids", _gather_case, "ids repeat; gradient is row-sparse"),
+    OpCase("gather flatten", _gather_flat_case, "windows of ids joined into rows"),
     OpCase("max axis=1", lambda rng: ((lambda x: x.max(axis=1)), {"x": _distinct(rng, 3, 4)}),
            "entries 0.1 apart: no ties"),
     OpCase("max all", lambda rng: ((lambda x: x.max()), {"x": _distinct(rng, 3, 4)}),

@@ -221,16 +221,23 @@ class Concat(Function):
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array, ...]:
-        return tuple(np.split(grad_out, ctx.splits, axis=ctx.axis))
+        bounds = [0, *ctx.splits, grad_out.shape[ctx.axis]]
+        index = [slice(None)] * grad_out.ndim
+        parts = []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            index[ctx.axis] = slice(start, stop)
+            parts.append(grad_out[tuple(index)])
+        return tuple(parts)
 
 
 class Gather(Function):
-    """Rows of a table: table (V, d), ids (any int shape) -> (*ids.shape, d); row-sparse gradient."""
+    """Rows of a table: table (V, d), ids (n, ...) -> (n, ..., d), or (n, -1) with flatten; row-sparse gradient."""
 
     @staticmethod
-    def forward(ctx: Context, table: Array, ids: Array) -> Array:
+    def forward(ctx: Context, table: Array, ids: Array, flatten: bool = False) -> Array:
         ctx.ids, ctx.table_shape = ids, table.shape
-        return table[ids]
+        rows = table[ids]
+        return rows.reshape(len(ids), -1) if flatten else rows
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad, None]:
@@ -308,9 +315,9 @@ class SigmoidBCE(Function):
         return grad.astype(z.dtype, copy=False), None, None
 
 
-def gather(table: Tensor, ids: Array) -> Tensor:
-    """Rows `ids` of `table`."""
-    return Gather.apply(table, Tensor(np.asarray(ids)))
+def gather(table: Tensor, ids: Array, flatten: bool = False) -> Tensor:
+    """Rows `ids` of `table`; with flatten, each id row's vectors joined into one row."""
+    return Gather.apply(table, Tensor(np.asarray(ids)), flatten=flatten)
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:

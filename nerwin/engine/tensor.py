@@ -62,9 +62,9 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **attrs: Any) -> Tensor:
         """Run forward on the inputs' arrays and link the result into the graph."""
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        needs = tuple(t.requires_grad for t in tensors)
-        recording = _GRAD_ENABLED and any(needs)
+        tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
+        needs = tuple([t.requires_grad for t in tensors])
+        recording = _GRAD_ENABLED and True in needs
         ctx = Context(needs, recording)
         out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), requires_grad=recording)
         if recording:
@@ -210,10 +210,10 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 def _accumulate(tensor: Tensor, grad: Array | RowSparseGrad, op_name: str) -> None:
     """Add `grad` into `tensor.grad`, refusing a gradient of the wrong shape."""
-    if tuple(grad.shape) != tuple(tensor.shape):
+    if grad.shape != tensor.data.shape:
         raise GradientShapeError(
             f"{op_name}.backward returned a gradient of shape {tuple(grad.shape)} "
-            f"for an input of shape {tuple(tensor.shape)}"
+            f"for an input of shape {tuple(tensor.data.shape)}"
         )
     tensor.grad = grad if tensor.grad is None else tensor.grad + grad
 

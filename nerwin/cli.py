@@ -45,20 +45,29 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 def train(config: ConfigOpt = None, set_: SetOpt = None,
           out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/<date-time>).")] = None,
           force: Annotated[bool, typer.Option(help="Overwrite a run directory that already holds files.")] = False,
+          resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this directory.", file_okay=False)] = None,
+          init_from: Annotated[Optional[Path], typer.Option(help="Start from this trained model (RUN/model); new words are added.", file_okay=False)] = None,
           seed: Annotated[Optional[int], typer.Option(help="Shortcut for --set train.seed=N.")] = None) -> None:
     """Train a location tagger; prints one line per epoch and the best dev scores."""
     from nerwin import api, render
     from nerwin.config import load_config
 
     overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
+    if resume is not None and (config or overrides or out or force or init_from):
+        raise typer.BadParameter("--resume takes the run's own config; drop the other options", param_hint="--resume")
     try:
-        cfg = load_config(config, overrides)
-        run = api.TrainingRun(cfg, out, force)
+        if resume is not None:
+            run = api.TrainingRun.resume(resume)
+        else:
+            run = api.TrainingRun(load_config(config, overrides), out, force, init_from)
         for note in run.notes:
             typer.echo(note, err=True)
         for report in run.epochs(render.TqdmProgress()):
             typer.echo(render.epoch_line(report))
         typer.echo(render.result_line(run.finish()))
+    except api.TrainingInterrupted as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(code=130 if err.signal_name == "SIGINT" else 143)
     except NerwinError as err:
         _fail(err)
 

@@ -69,32 +69,68 @@ class TrainingData:
     rare: np.ndarray | None = None
 
 
+@dataclass
+class TrainState:
+    """Where training stands, enough to resume bit-identically: epoch, batch, RNG, early stopping."""
+
+    epoch: int = 1                 # the epoch in progress, or the next one to run
+    step: int = 0                  # batches of that epoch already done
+    loss_sum: float = 0.0          # summed loss of those batches (times batch sizes)
+    rng_state: dict | None = None  # generator state at the start of that epoch
+    best_f1: float = -1.0
+    since_best: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainState:
+        """Inverse of to_dict."""
+        return cls(**raw)
+
+
+class Interrupted(Exception):
+    """Training stopped between two steps on request; `state` resumes it."""
+
+    def __init__(self, state: TrainState):
+        super().__init__(f"interrupted in epoch {state.epoch} after {state.step} steps")
+        self.state = state
+
+
 def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
                  evaluate: Callable[[WindowClassifier], Scores] | None,
                  rng: np.random.Generator, progress: Progress | None = None,
-                 start_epoch: int = 1) -> Iterator[EpochReport]:
-    """Train epoch by epoch; yield a report after each; stop early when dev F1 stalls."""
+                 state: TrainState | None = None,
+                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[EpochReport, TrainState]]:
+    """Train epoch by epoch from `state`; yield each report with the state after it."""
     optimizer = SGD(model.params, cfg.lr, {"E": cfg.embedding_lr_scale})
-    best_f1, since_best = -1.0, 0
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    state = state or TrainState()
+    for epoch in range(state.epoch, cfg.epochs + 1):
+        if state.rng_state is not None:
+            rng.bit_generator.state = state.rng_state
+        state.rng_state, state.epoch = rng.bit_generator.state, epoch
         optimizer.lr = cfg.lr / (1.0 + cfg.lr_decay * (epoch - 1))
-        started = time.perf_counter()
-        loss = run_epoch(model, optimizer, data, cfg, rng, epoch, progress or Silent())
+        started, first_step = time.perf_counter(), state.step
+        loss = run_epoch(model, optimizer, data, cfg, rng, state, progress or Silent(), should_stop)
         seconds = time.perf_counter() - started
         scores = evaluate(model) if evaluate else None
         f1 = scores.entity.f1 if scores else -float(loss)
-        best = f1 > best_f1
-        best_f1, since_best = (f1, 0) if best else (best_f1, since_best + 1)
+        best = f1 > state.best_f1
+        best_f1, since_best = (f1, 0) if best else (state.best_f1, state.since_best + 1)
         stop = since_best >= cfg.patience or epoch == cfg.epochs
-        yield EpochReport(epoch, loss, optimizer.lr, seconds, len(data.labels) / seconds,
-                          scores, best, stop)
+        state = TrainState(epoch + 1, 0, 0.0, rng.bit_generator.state, best_f1, since_best)
+        windows = len(data.labels) - first_step * cfg.batch_size
+        report = EpochReport(epoch, loss, optimizer.lr, seconds, windows / seconds, scores, best, stop)
+        yield report, state
         if stop:
             return
 
 
 def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: TrainConfig,
-              rng: np.random.Generator, epoch: int, progress: Progress) -> float:
-    """One shuffled pass of SGD over the training windows; returns the mean loss."""
+              rng: np.random.Generator, state: TrainState, progress: Progress,
+              should_stop: Callable[[], bool] = lambda: False) -> float:
+    """One shuffled pass of SGD, from batch `state.step`; returns the mean loss."""
     order = rng.permutation(len(data.labels))
     words = data.windows.words[order]
     caps = None if data.windows.caps is None else data.windows.caps[order]
@@ -102,21 +138,24 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     if cfg.unk_prob > 0 and data.rare is not None:
         words[data.rare[words] & (rng.random(words.shape) < cfg.unk_prob)] = UNK_ID
     weights = np.where(labels > 0, cfg.pos_weight, 1.0) if cfg.pos_weight != 1 else None
-    batch, total, steps = cfg.batch_size, 0.0, 0
-    steps_before = (epoch - 1) * -(-len(labels) // batch)
-    progress.start(epoch, len(labels))
-    for start in range(0, len(labels), batch):
+    batch, n = cfg.batch_size, len(labels)
+    steps_before = (state.epoch - 1) * -(-n // batch)
+    progress.start(state.epoch, n)
+    for start in range(state.step * batch, n, batch):
+        if should_stop():
+            progress.close()
+            raise Interrupted(state)
         stop = start + batch
         loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
                           labels[start:stop], None if weights is None else weights[start:stop])
         value = float(loss.data)
         if not math.isfinite(value):
-            raise TrainingDiverged(steps_before + steps + 1, optimizer.lr, value, epoch)
+            raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)
         loss.backward()
         optimizer.step()
-        total += value * min(batch, len(labels) - start)
-        steps += 1
-        if steps % PROGRESS_EVERY == 0:
+        state.loss_sum += value * min(batch, n - start)
+        state.step += 1
+        if state.step % PROGRESS_EVERY == 0:
             progress.advance(batch * PROGRESS_EVERY, value)
     progress.close()
-    return total / len(labels)
+    return state.loss_sum / n

@@ -65,7 +65,7 @@ def _cfg(**kw) -> TrainConfig:
 
 def _run(model: WindowClassifier, data: TrainingData, cfg: TrainConfig, evaluate=None,
          seed: int = 0) -> list[EpochReport]:
-    return list(train_epochs(model, data, cfg, evaluate, np.random.default_rng(seed)))
+    return [report for report, _ in train_epochs(model, data, cfg, evaluate, np.random.default_rng(seed))]
 
 
 def test_training_loss_improves_across_epochs() -> None:

@@ -1,0 +1,281 @@
+"""TrainingRun: a run directory, its data and model, epochs, checkpoints, resume and interruption."""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from nerwin.config import Config, save_config
+from nerwin.data.caps import N_CAPS
+from nerwin.data.conll import Corpus, location_labels, read_conll
+from nerwin.data.embeddings import load_vectors
+from nerwin.data.vocab import Vocab, build_vocab
+from nerwin.engine import Tensor
+from nerwin.errors import ConfigError, NerwinError
+from nerwin.metrics import LocationEvaluator, Scores
+from nerwin.model import ModelShape, WindowClassifier
+from nerwin.modelio import load_model, save_model
+from nerwin.paths import cache_dir, default_run_dir, resolve_data_path
+from nerwin.tagger import Tagger
+from nerwin.training import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
+from nerwin.versions import versions
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
+CHECKPOINT = "checkpoint"
+
+
+class TrainingInterrupted(NerwinError):
+    """Training was stopped by a signal after writing a resumable checkpoint."""
+
+    def __init__(self, out_dir: Path, state: TrainState, signal_name: str):
+        self.signal_name = signal_name
+        super().__init__(f"{signal_name}: stopped in epoch {state.epoch} after {state.step} steps; "
+                         f"checkpoint saved; resume with: nerwin train --resume {out_dir}")
+
+
+@dataclass
+class TrainResult:
+    """Where a run was written and how its best model scores."""
+
+    out_dir: Path
+    best_epoch: int
+    dev: Scores | None
+    threshold: float
+    seconds: float
+    reports: list[EpochReport] = field(default_factory=list)
+
+
+def read_corpus(path: str, config: Config) -> Corpus:
+    """Read a CoNLL corpus with the config's columns and scheme."""
+    d = config.data
+    return read_conll(resolve_data_path(path), word_column=d.word_column, tag_column=d.tag_column,
+                      scheme=d.scheme)
+
+
+class TrainingRun:
+    """One training run: data and model are prepared on creation; `epochs()` trains."""
+
+    def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False,
+                 init_from: str | Path | None = None, *, _resume: bool = False):
+        self.config, self.started = config, time.perf_counter()
+        target = Path(out_dir) if out_dir else default_run_dir()
+        self.out_dir = target if _resume else prepare_out_dir(target, force)
+        self.notes: list[str] = []
+        self.rng = np.random.default_rng(config.train.seed)
+        self.state = TrainState()
+        self.reports: list[EpochReport] = []
+        self.train_corpus = read_corpus(config.data.train, config)
+        self.dev_corpus = read_corpus(config.data.dev, config) if config.data.dev else None
+        self._check_location_types()
+        if not _resume:
+            self.tagger = self._initial_tagger(init_from)
+            self._prepare_data()
+            save_config(self.config, self.out_dir / "config.yaml")
+
+    @classmethod
+    def resume(cls, out_dir: str | Path) -> TrainingRun:
+        """Continue the run in `out_dir` from its checkpoint, exactly where it stopped."""
+        out_dir = Path(out_dir)
+        checkpoint = out_dir / CHECKPOINT
+        if not (checkpoint / "meta.json").is_file():
+            raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
+        tagger, config, meta = load_model(checkpoint)
+        run = cls(config, out_dir, _resume=True)
+        run.tagger = tagger
+        run.state = TrainState.from_dict(meta["train_state"])
+        run._prepare_data()
+        run.notes.append(f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}")
+        return run
+
+    def _check_location_types(self) -> None:
+        present = set(self.train_corpus.entity_types)
+        wanted = set(self.config.data.location_types)
+        if not present & wanted:
+            self.notes.append(
+                f"warning: {self.train_corpus.path}: no entity of type {', '.join(sorted(wanted))} "
+                f"(types present: {', '.join(sorted(present)) or 'none'}); check data.location_types")
+
+    def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
+        if init_from is not None:
+            return self._continue_from(Path(init_from))
+        vocab, embeddings = self._vocab_and_vectors()
+        return Tagger(self._new_model(vocab, embeddings), vocab, self.config.train.threshold)
+
+    def _vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
+        d = self.config.data
+        vocab = build_vocab((s.words for s in self.train_corpus.sentences), d.lowercase, d.digits,
+                            d.min_count, d.max_vocab)
+        if not d.vectors:
+            self.notes.append(f"vocabulary: {len(vocab):,} words from {self.train_corpus.path}; random vectors")
+            return vocab, None
+        vectors = load_vectors(resolve_data_path(d.vectors), vocab.words, extra_top_n=d.vectors_extend,
+                               cache_dir=cache_dir(), seed=self.config.train.seed)
+        if vectors.dim != self.config.model.embedding_dim:
+            raise ConfigError(f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
+                              f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}")
+        trained_words = len(vocab)
+        vocab, matrix = _extend_with_vectors(vocab, vectors.words, vectors.matrix)
+        self.notes.append(vectors.coverage.summary())
+        if vectors.coverage.found == 0:
+            self.notes.append(f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
+                              "and data.lowercase")
+        self.notes.append(f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
+                          f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})")
+        return vocab, matrix
+
+    def _new_model(self, vocab: Vocab, embeddings: np.ndarray | None) -> WindowClassifier:
+        m = self.config.model
+        shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
+                           m.caps_dim, N_CAPS if m.caps_dim else 0)
+        return WindowClassifier.initialise(shape, self.rng, embeddings)
+
+    def _continue_from(self, model_dir: Path) -> Tagger:
+        """A trained model whose vocabulary is extended with the new training words."""
+        tagger, old_config, _ = load_model(model_dir)
+        self.config = replace(self.config, model=old_config.model,
+                              data=replace(self.config.data, lowercase=old_config.data.lowercase,
+                                           digits=old_config.data.digits))
+        vocab = tagger.vocab.extend(w for s in self.train_corpus.sentences for w in s.words)
+        old = tagger.model.params["E"].data
+        new_rows = self.rng.normal(0.0, float(old.std()), (len(vocab) - len(old), old.shape[1]))
+        params = dict(tagger.model.params)
+        params["E"] = Tensor(np.concatenate([old, new_rows.astype(old.dtype)]), requires_grad=True, name="E")
+        shape = replace(tagger.model.shape, vocab_size=len(vocab))
+        self.notes.append(f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
+                          f"to its {len(old):,}; model settings taken from that model")
+        return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold)
+
+    def _prepare_data(self) -> None:
+        """Training windows and labels, dev windows and the evaluator."""
+        if self.config.train.embedding_lr_scale == 0:
+            self.tagger.model.params["E"].requires_grad = False
+        windows = self.tagger.encode([s.words for s in self.train_corpus.sentences])
+        labels = location_labels(self.train_corpus, self.config.data.location_types).astype(np.float32)
+        self.data = TrainingData(windows, labels, self.tagger.vocab.counts == 1)
+        self.notes.append(f"train: {len(labels):,} windows ({int(labels.sum()):,} location tokens) "
+                          f"from {len(windows.lengths):,} sentences")
+        dev = self.dev_corpus
+        self.evaluator = LocationEvaluator(dev, self.config.data.location_types) if dev else None
+        self.dev_windows = self.tagger.encode([s.words for s in dev.sentences]) if dev else None
+
+    def evaluate(self, model: WindowClassifier, threshold: float | None = None) -> Scores:
+        """Dev scores of `model` at `threshold` (default: the configured one)."""
+        probs = Tagger(model, self.tagger.vocab).window_probabilities(self.dev_windows)
+        cut = self.config.train.threshold if threshold is None else threshold
+        return self.evaluator.score((probs >= cut).astype(np.int8))
+
+    def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
+        """Train; after each epoch save the best model, the last one and a checkpoint."""
+        evaluate = self.evaluate if self.evaluator else None
+        with _stop_on_signals() as stop:
+            try:
+                for report, state in train_epochs(self.tagger.model, self.data, self.config.train, evaluate,
+                                                  self.rng, progress, self.state, stop.requested):
+                    self.state = state
+                    self._record(report)
+                    yield report
+            except Interrupted as interrupted:
+                self._save(CHECKPOINT, {"train_state": interrupted.state.to_dict()})
+                raise TrainingInterrupted(self.out_dir, interrupted.state, stop.name) from None
+
+    def _record(self, report: EpochReport) -> None:
+        self.reports.append(report)
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(report.to_dict()) + "\n")
+        if report.best:
+            self._save("model", {"epoch": report.epoch})
+        self._save("last", {"epoch": report.epoch})
+        self._save(CHECKPOINT, {"epoch": report.epoch, "train_state": self.state.to_dict()})
+
+    def _save(self, name: str, extra: dict) -> None:
+        extra = {**extra, "seed": self.config.train.seed, "versions": versions()}
+        save_model(self.out_dir / name, self.tagger, self.config, extra)
+
+    def finish(self) -> TrainResult:
+        """Tune the threshold on dev if asked; return the best model's scores."""
+        tagger, _, meta = load_model(self.out_dir / "model")
+        threshold, scores = tagger.threshold, None
+        if self.evaluator:
+            scores = self.evaluate(tagger.model, threshold)
+            if self.config.train.tune_threshold:
+                threshold, scores = self._tune_threshold(tagger)
+                tagger.threshold = threshold
+                save_model(self.out_dir / "model", tagger, self.config, meta)
+        return TrainResult(self.out_dir, int(meta.get("epoch", 0)), scores, threshold,
+                           time.perf_counter() - self.started, self.reports)
+
+    def _tune_threshold(self, tagger: Tagger) -> tuple[float, Scores]:
+        probs = tagger.window_probabilities(self.dev_windows)
+        scored = [(self.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in THRESHOLDS]
+        scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
+        return threshold, scores
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; training checks it between steps."""
+
+    def __init__(self) -> None:
+        self.name = ""
+
+    def requested(self) -> bool:
+        """True once a stop signal arrived."""
+        return bool(self.name)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """Turn the first SIGINT/SIGTERM into a stop request (a second SIGINT interrupts at once)."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        flag.name = signal.Signals(signum).name
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _extend_with_vectors(vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray) -> tuple[Vocab, np.ndarray]:
+    """Append the vector file's extra words (normalised, first form kept) to vocab and rows."""
+    extra_rows = {}
+    for row in range(len(vocab), len(words)):
+        key = vocab.normalise(words[row])
+        if key not in vocab.index and key not in extra_rows:
+            extra_rows[key] = row
+    if not extra_rows:
+        return vocab, matrix[: len(vocab)]
+    rows = np.concatenate([np.arange(len(vocab)), np.fromiter(extra_rows.values(), np.int64)])
+    return vocab.extend(extra_rows), matrix[rows]
+
+
+def prepare_out_dir(out_dir: Path, force: bool) -> Path:
+    """Create the run folder; refuse a file, or a folder that already holds files (unless force)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise NerwinError(f"{out_dir}: already holds files; pass --force to overwrite, "
+                          "--resume to continue it, or another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".nerwin-write-test"
+        probe.write_text("")
+        probe.unlink()
+        if force and (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+    except OSError as err:
+        raise NerwinError(f"{out_dir}: cannot write the output directory ({err.strerror})") from None
+    return out_dir

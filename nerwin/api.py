@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from nerwin.config import Config
+from nerwin.errors import NerwinError
 from nerwin.data.conll import Corpus, location_labels
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.modelio import load_model
@@ -73,22 +74,31 @@ def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
                             check_model(model, *batch, rng, eps=eps, tol=tol)
                             + check_model_by_hand(model, *batch, tol=tol)))
     if model_dir is not None:
-        report.sections.append((f"trained model {model_dir}", _check_trained(model_dir, rng, eps, tol)))
+        results, note = _check_trained(model_dir, rng, eps, tol)
+        report.sections.append((f"trained model {model_dir}", results))
+        report.notes.append(note)
     return report
 
 
-def _check_trained(model_dir: str | Path, rng: np.random.Generator, eps: float, tol: float) -> list:
-    """Gradients of a trained model on a batch of its own training data."""
-    from nerwin.checks import check_model, check_model_by_hand
+def _check_trained(model_dir: str | Path, rng: np.random.Generator, eps: float,
+                   tol: float) -> tuple[list, str]:
+    """Gradients of a trained model on windows of its own training data, away from kinks."""
+    from nerwin.checks import check_model, check_model_by_hand, smooth_windows
 
     tagger, config, _ = load_model(model_dir)
     corpus = read_corpus(config.data.train, config)
-    picked = rng.choice(len(corpus.sentences), size=min(3, len(corpus.sentences)), replace=False)
-    sentences = [corpus.sentences[i] for i in picked]
-    windows = tagger.encode([s.words for s in sentences])
-    sub = Corpus(corpus.path, tuple(sentences), corpus.scheme)
+    picked = rng.choice(len(corpus.sentences), size=min(200, len(corpus.sentences)), replace=False)
+    sub = Corpus(corpus.path, tuple(corpus.sentences[i] for i in sorted(picked)), corpus.scheme)
+    windows = tagger.encode([s.words for s in sub.sentences])
     labels = location_labels(sub, config.data.location_types).astype(np.float64)
-    results = check_model(tagger.model, windows.words, windows.caps, labels, rng, eps=eps, tol=tol)
+    keep = smooth_windows(tagger.model, windows.words, windows.caps, margin=10 * eps)[:8]
+    if len(keep) == 0:
+        raise NerwinError(f"{model_dir}: no training window keeps every pre-activation {10 * eps:g} "
+                          "from a kink; try a smaller --eps")
+    note = (f"trained model: {len(keep)} windows from {config.data.train} whose pre-activations are "
+            f">= {10 * eps:g} from any kink")
+    words, caps = windows.words[keep], None if windows.caps is None else windows.caps[keep]
+    results = check_model(tagger.model, words, caps, labels[keep], rng, eps=eps, tol=tol)
     if len(tagger.model.shape.hidden) == 1:
-        results += check_model_by_hand(tagger.model, windows.words, windows.caps, labels, tol=tol)
-    return results
+        results += check_model_by_hand(tagger.model, words, caps, labels[keep], tol=tol)
+    return results, note

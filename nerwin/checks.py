@@ -31,6 +31,19 @@ def demo_model(rng: np.random.Generator, activation: str = "tanh", caps: bool = 
     return WindowClassifier.initialise(shape, rng)
 
 
+KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}
+
+
+def smooth_windows(model: WindowClassifier, words: Array, caps: Array | None, margin: float) -> Array:
+    """Indices of windows whose every pre-activation is at least `margin` from a kink."""
+    kinks = KINKS.get(model.shape.activation, ())
+    ok = np.ones(len(words), dtype=bool)
+    for z in model.astype("float64").pre_activations(words, caps):
+        for kink in kinks:
+            ok &= np.abs(z - kink).min(axis=1) >= margin
+    return np.flatnonzero(ok)
+
+
 def check_model(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
                 rng: np.random.Generator, **kwargs) -> list[GradResult]:
     """Central differences for every parameter of `model` (float64) on one batch."""

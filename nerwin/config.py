@@ -208,7 +208,7 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            close = _suggest(str(key), names)
             hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
             problems.append(f"{prefix}{key}: unknown key{hint}")
     values = {}
@@ -228,6 +228,14 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
         return cls(**values)
     except TypeError:
         return cls()
+
+
+def _suggest(key: str, names: list[str]) -> list[str]:
+    """The valid key a typo most likely meant: its initials (learning_rate -> lr), else difflib."""
+    initials = "".join(part[:1] for part in key.lower().split("_") if part)
+    if len(initials) > 1 and initials in names:
+        return [initials]
+    return difflib.get_close_matches(key, names, n=1, cutoff=0.5)
 
 
 def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:

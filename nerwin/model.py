@@ -68,14 +68,23 @@ class WindowClassifier:
             x = concat([x, gather(self.params["F"], caps, flatten=True)], axis=1)
         return x
 
-    def scores_from_inputs(self, x: Tensor) -> Tensor:
-        """Logits s (n, 1) from window vectors x (n, k)."""
+    def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None) -> Tensor:
+        """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list."""
         h = x
         for i in range(1, self.n_layers + 1):
             z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
+            if pre_activations is not None:
+                pre_activations.append(z.data)
             slope = self.params.get(_name("a", i, self.shape))
             h = self._act(z) if slope is None else self._act(z, slope)
         return affine(h, self.params["u"], self.params["c"])
+
+    def pre_activations(self, words: Array, caps: Array | None = None) -> list[Array]:
+        """Each hidden layer's z = x W + b (n, H), without recording a graph."""
+        found: list[Array] = []
+        with no_grad():
+            self.scores_from_inputs(self.input_vectors(words, caps), found)
+        return found
 
     def forward(self, words: Array, caps: Array | None = None) -> Tensor:
         """Logits s (n,) for windows of word ids (n, w) and caps ids (n, w)."""

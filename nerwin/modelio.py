@@ -124,8 +124,12 @@ def _read_vocab(path: Path, config: Config) -> Vocab:
 def _read_weights(path: Path, shape: ModelShape, vocab_size: int) -> dict[str, Tensor]:
     expected = _expected_shapes(shape, vocab_size)
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        with open(path, "rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with archive:
+                arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
     for name, want in expected.items():

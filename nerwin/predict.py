@@ -72,7 +72,7 @@ def tag_documents(tagger: Tagger, documents: Iterable[TaggedDocument], threshold
     size = 0
     for doc in documents:
         pending.append(doc)
-        size += sum(len(s) for s in doc.sentences)
+        size += max(1, sum(len(s) for s in doc.sentences))  # empty documents still fill a batch
         if size >= batch_tokens:
             yield from _score(tagger, pending, threshold)
             pending, size = [], 0

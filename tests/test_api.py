@@ -1,0 +1,107 @@
+"""Library entry points: api.train, api.evaluate, TrainingRun."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _trained import DEV, TRAIN, TrainedRun, assert_ok, invoke, trained_run
+from nerwin import api
+from nerwin.config import load_config
+from nerwin.data.conll import read_conll
+from nerwin.errors import DataError, ModelError, NerwinError
+from nerwin.metrics import Scores
+from nerwin.modelio import load_model
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return trained_run(tmp_path_factory)
+
+
+def test_api_train_returns_dev_scores(run: TrainedRun) -> None:
+    result = run.result
+    assert isinstance(result, api.TrainResult)
+    assert result.out_dir == run.out_dir
+    assert isinstance(result.dev, Scores)
+    assert [r.epoch for r in result.reports] == [1, 2, 3]
+    assert 1 <= result.best_epoch <= 3
+    best = result.reports[result.best_epoch - 1]
+    assert best.best
+    assert result.dev == best.dev
+    assert result.dev.entity.f1 == max(r.dev.entity.f1 for r in result.reports)
+    assert result.dev.entity.f1 > 0.5  # three epochs on the bundled corpus learn something
+    assert result.dev.n_tokens == read_conll(DEV).n_tokens
+    assert result.threshold == 0.5
+    assert result.seconds > 0
+    lines = (run.out_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_api_train_saves_the_best_epoch(run: TrainedRun) -> None:
+    _, config, meta = load_model(run.model)
+    assert meta["epoch"] == run.result.best_epoch
+    assert config == load_config(None, ["train.epochs=3"])
+    assert load_model(run.out_dir / "last")[2]["epoch"] == 3
+
+
+def test_api_evaluate_reproduces_the_training_dev_scores(run: TrainedRun) -> None:
+    assert api.evaluate(run.model, DEV) == run.result.dev
+
+
+def test_api_evaluate_equals_cli_json(run: TrainedRun) -> None:
+    result = invoke(["evaluate", "--model", run.model, "--data", DEV, "--json"])
+    assert_ok(result)
+    assert json.loads(result.stdout) == api.evaluate(run.model, DEV).to_dict()
+    assert json.loads(result.stdout) == api.evaluate(str(run.model), str(DEV)).to_dict()
+
+
+def test_api_evaluate_threshold(run: TrainedRun) -> None:
+    everything = api.evaluate(run.model, DEV, threshold=0.0)
+    assert everything.token.predicted == everything.n_tokens
+    assert everything.token.recall == 1.0
+    strict = api.evaluate(run.model, DEV, threshold=0.99)
+    default = api.evaluate(run.model, DEV)
+    assert strict.token.predicted <= default.token.predicted <= everything.token.predicted
+
+
+def test_api_evaluate_on_train(run: TrainedRun) -> None:
+    scores = api.evaluate(run.model, TRAIN)
+    assert scores.n_tokens == read_conll(TRAIN).n_tokens
+    assert scores.entity.f1 >= run.result.dev.entity.f1 - 0.1  # the training data is not harder
+
+
+def test_api_evaluate_errors(run: TrainedRun, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no-model"):
+        api.evaluate(tmp_path / "no-model", DEV)
+    with pytest.raises(DataError, match="nope.txt"):
+        api.evaluate(run.model, tmp_path / "nope.txt")
+
+
+def test_api_training_run_notes_mention_vocabulary(tmp_path: Path) -> None:
+    training = api.TrainingRun(load_config(None, ["train.epochs=1"]), tmp_path / "run")
+    vocab_notes = [n for n in training.notes if "vocabulary" in n]
+    assert len(vocab_notes) == 1
+    assert f"{len(training.tagger.vocab):,} words" in vocab_notes[0]
+    assert "train.txt" in vocab_notes[0]
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_api_training_run_refuses_a_used_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(NerwinError, match="--force"):
+        api.TrainingRun(load_config(None, ["train.epochs=1"]), out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_api_train_same_seed_same_weights(run: TrainedRun, tmp_path: Path) -> None:
+    again = api.train(load_config(None, ["train.epochs=3"]), tmp_path / "again")
+    assert again.dev == run.result.dev
+    with np.load(run.model / "weights.npz") as a, np.load(again.out_dir / "model" / "weights.npz") as b:
+        assert a.files == b.files
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -61,6 +61,18 @@ class WindowClassifier:
                   for k, v in arrays.items()}
         return cls(shape, params)
 
+    def input_blocks(self) -> list[tuple[str, int, slice]]:
+        """Where each (table name, window position) sits in x: e.g. ('E', 2, slice(100, 150))."""
+        blocks, start = [], 0
+        tables = [("E", self.shape.embedding_dim)]
+        if self.shape.caps_dim:
+            tables.append(("F", self.shape.caps_dim))
+        for name, dim in tables:
+            for position in range(self.shape.window):
+                blocks.append((name, position, slice(start, start + dim)))
+                start += dim
+        return blocks
+
     def input_vectors(self, words: Array, caps: Array | None = None) -> Tensor:
         """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim))."""
         x = gather(self.params["E"], words, flatten=True)

@@ -58,7 +58,7 @@ class GradcheckReport:
 def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
               eps: float = 1e-4, tol: float = 1e-6, seed: int = 0) -> GradcheckReport:
     """Check every op, the configured model shape, and optionally a trained model, in float64."""
-    from nerwin.checks import check_model, check_model_by_hand, demo_batch, demo_model
+    from nerwin.checks import check_model, check_model_by_hand, demo_batch, demo_extra, demo_model
     from nerwin.engine.opcases import KINK_MARGIN, OP_CASES, check_op
 
     rng = np.random.default_rng(seed)
@@ -68,11 +68,11 @@ def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
     report.notes.append(f"inputs kept {KINK_MARGIN} from kinks (ReLU 0, hard tanh +-1) and max ties; "
                         f"central differences with h={eps:g} in float64, pass if max_rel <= {tol:g}")
     activation = (config or Config()).model.activation
-    model = demo_model(rng, activation)
-    batch = demo_batch(rng, model)
-    report.sections.append((f"window classifier ({activation}, caps, repeated word ids)",
-                            check_model(model, *batch, rng, eps=eps, tol=tol)
-                            + check_model_by_hand(model, *batch, tol=tol)))
+    model = demo_model(rng, activation, features=True)
+    batch, extra = demo_batch(rng, model), demo_extra(rng, model)
+    report.sections.append((f"window classifier ({activation}, caps, suffix, shape, repeated ids)",
+                            check_model(model, *batch, rng, extra, eps=eps, tol=tol)
+                            + check_model_by_hand(model, *batch, tol, extra)))
     if model_dir is not None:
         results, note = _check_trained(model_dir, rng, eps, tol)
         report.sections.append((f"trained model {model_dir}", results))
@@ -91,14 +91,15 @@ def _check_trained(model_dir: str | Path, rng: np.random.Generator, eps: float,
     sub = Corpus(corpus.path, tuple(corpus.sentences[i] for i in sorted(picked)), corpus.scheme)
     windows = tagger.encode([s.words for s in sub.sentences])
     labels = location_labels(sub, config.data.location_types).astype(np.float64)
-    keep = smooth_windows(tagger.model, windows.words, windows.caps, margin=10 * eps)[:8]
+    keep = smooth_windows(tagger.model, windows.words, windows.caps, 10 * eps, windows.extra)[:8]
     if len(keep) == 0:
         raise NerwinError(f"{model_dir}: no training window keeps every pre-activation {10 * eps:g} "
                           "from a kink; try a smaller --eps")
     note = (f"trained model: {len(keep)} windows from {config.data.train} whose pre-activations are "
             f">= {10 * eps:g} from any kink")
     words, caps = windows.words[keep], None if windows.caps is None else windows.caps[keep]
-    results = check_model(tagger.model, words, caps, labels[keep], rng, eps=eps, tol=tol)
+    extra = {name: ids[keep] for name, ids in windows.extra.items()}
+    results = check_model(tagger.model, words, caps, labels[keep], rng, extra, eps=eps, tol=tol)
     if len(tagger.model.shape.hidden) == 1:
-        results += check_model_by_hand(tagger.model, words, caps, labels[keep], tol=tol)
+        results += check_model_by_hand(tagger.model, words, caps, labels[keep], tol, extra)
     return results, note

@@ -22,46 +22,55 @@ def demo_batch(rng: np.random.Generator, model: WindowClassifier, n: int = 6) ->
     return words, caps, labels
 
 
+def demo_extra(rng: np.random.Generator, model: WindowClassifier, n: int = 6) -> dict[str, Array]:
+    """Feature ids for the model's extra tables (suffix, shape), with repeats."""
+    return {name: rng.integers(0, min(rows, 4), (n, model.shape.window))
+            for name, rows, _ in model.shape.extra}
+
+
 def demo_model(rng: np.random.Generator, activation: str = "tanh", caps: bool = True,
-               hidden: tuple[int, ...] = (7,)) -> WindowClassifier:
-    """A tiny float64 window classifier for checks."""
+               hidden: tuple[int, ...] = (7,), features: bool = False) -> WindowClassifier:
+    """A tiny float64 window classifier for checks (with suffix/shape tables if `features`)."""
+    extra = (("suffix", 5, 2), ("shape", 4, 2)) if features else ()
     shape = ModelShape(vocab_size=12, embedding_dim=4, window=5, hidden=hidden,
                        activation=activation, caps_dim=3 if caps else 0, n_caps=6 if caps else 0,
-                       dtype="float64")
+                       dtype="float64", extra=extra)
     return WindowClassifier.initialise(shape, rng)
 
 
 KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}
 
 
-def smooth_windows(model: WindowClassifier, words: Array, caps: Array | None, margin: float) -> Array:
+def smooth_windows(model: WindowClassifier, words: Array, caps: Array | None, margin: float,
+                   extra: dict[str, Array] | None = None) -> Array:
     """Indices of windows whose every pre-activation is at least `margin` from a kink."""
     kinks = KINKS.get(model.shape.activation, ())
     ok = np.ones(len(words), dtype=bool)
-    for z in model.astype("float64").pre_activations(words, caps):
+    for z in model.astype("float64").pre_activations(words, caps, extra):
         for kink in kinks:
             ok &= np.abs(z - kink).min(axis=1) >= margin
     return np.flatnonzero(ok)
 
 
 def check_model(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
-                rng: np.random.Generator, **kwargs) -> list[GradResult]:
+                rng: np.random.Generator, extra: dict[str, Array] | None = None,
+                **kwargs) -> list[GradResult]:
     """Central differences for every parameter of `model` (float64) on one batch."""
     model = model.astype("float64")
-    return check_gradients(lambda: model.loss(words, caps, labels), model.params,
+    return check_gradients(lambda: model.loss(words, caps, labels, extra=extra), model.params,
                            prefix="model dJ/d", rng=rng, **kwargs)
 
 
 def check_model_by_hand(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
-                        tol: float = 1e-6) -> list[GradResult]:
+                        tol: float = 1e-6, extra: dict[str, Array] | None = None) -> list[GradResult]:
     """Autodiff gradients against delta = u * f'(z), dW = x^T delta, ... (one hidden layer)."""
     if len(model.shape.hidden) != 1:
         raise ValueError("the hand-derived check covers one hidden layer")
     model = model.astype("float64")
     for p in model.params.values():
         p.grad = None
-    model.loss(words, caps, labels).backward()
-    expected = hand_gradients(model, words, caps, labels)
+    model.loss(words, caps, labels, extra=extra).backward()
+    expected = hand_gradients(model, words, caps, labels, extra)
     results = []
     for name, want in expected.items():
         got = dense(model.params[name].grad, want.shape)
@@ -73,13 +82,12 @@ def check_model_by_hand(model: WindowClassifier, words: Array, caps: Array | Non
 
 
 def hand_gradients(model: WindowClassifier, words: Array, caps: Array | None,
-                   labels: Array) -> dict[str, Array]:
+                   labels: Array, extra: dict[str, Array] | None = None) -> dict[str, Array]:
     """The matrix-calculus gradients of the mean cross-entropy, computed with plain numpy."""
     p = model.arrays()
-    n, window = words.shape
-    x = p["E"][words].reshape(n, -1)
-    if caps is not None:
-        x = np.concatenate([x, p["F"][caps].reshape(n, -1)], axis=1)
+    ids = {"E": words, "F": caps, **(extra or {})}
+    n = len(words)
+    x = np.concatenate([p[name][ids[name][:, pos]] for name, pos, _ in model.input_blocks()], axis=1)
     z = x @ p["W"] + p["b"]
     h, f_prime = _activation_and_slope(model, z)
     s = h @ p["u"][:, 0] + p["c"][0]
@@ -87,10 +95,9 @@ def hand_gradients(model: WindowClassifier, words: Array, caps: Array | None,
     delta = np.outer(ds, p["u"][:, 0]) * f_prime     # dJ/dz = dJ/ds * u * f'(z)
     grads = {"u": h.T @ ds[:, None], "c": np.array([ds.sum()]), "W": x.T @ delta, "b": delta.sum(0)}
     dx = delta @ p["W"].T                            # dJ/dx = delta W^T
-    d = model.shape.embedding_dim
-    grads["E"] = _scatter_rows(p["E"].shape, words, dx[:, : window * d])
-    if caps is not None:
-        grads["F"] = _scatter_rows(p["F"].shape, caps, dx[:, window * d:])
+    for name, pos, block in model.input_blocks():    # each slot's gradient goes to its row
+        grads.setdefault(name, np.zeros(p[name].shape))
+        np.add.at(grads[name], ids[name][:, pos], dx[:, block])
     if "a" in p:
         grads["a"] = (np.outer(ds, p["u"][:, 0]) * np.where(z > 0, 0.0, z)).sum(0)
     return grads
@@ -104,10 +111,3 @@ def _activation_and_slope(model: WindowClassifier, z: Array, h: float = 1e-6) ->
     def f(values: Array) -> Array:
         return op.apply(Tensor(values), *extra).data
     return f(z), (f(z + h) - f(z - h)) / (2 * h)
-
-
-def _scatter_rows(shape: tuple[int, ...], ids: Array, grad_windows: Array) -> Array:
-    """Sum each window slot's gradient into its word's row."""
-    out = np.zeros(shape)
-    np.add.at(out, ids.reshape(-1), grad_windows.reshape(ids.size, shape[1]))
-    return out

@@ -144,3 +144,48 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
         out.flush()
     except NerwinError as err:
         _fail(err)
+
+
+@app.command()
+def explain(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to explain (each argument is a document). Default: stdin, one document per line.", show_default=False)] = None,
+            model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")] = ...,
+            token: Annotated[Optional[list[int]], typer.Option("--token", "-t", help="Explain token N (0-based, counted over the document's tokens; repeatable).")] = None,
+            all_: Annotated[bool, typer.Option("--all", help="Explain every token.")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False) -> None:
+    """Show how each window position drove a token's location score (gradient x input, occlusion)."""
+    from nerwin.explain import Explainer, render_explanation
+    from nerwin.inputs import raw_documents
+    from nerwin.modelio import load_model
+
+    if token and all_:
+        raise typer.BadParameter("choose --token N or --all, not both", param_hint="--all")
+    try:
+        explainer = Explainer(load_model(model)[0])
+        for i, text in enumerate(raw_documents(texts or [], [])):
+            doc = explainer.explain(text, token, all_)
+            rendered = json.dumps(doc.to_dict(), ensure_ascii=False) if as_json else render_explanation(doc)
+            typer.echo(rendered if as_json or i == 0 else "\n" + rendered)
+    except NerwinError as err:
+        _fail(err)
+
+
+@app.command("data")
+def data_(train: Annotated[Path, typer.Option("--train", help="Training corpus (CoNLL columns).")],
+          dev: Annotated[Optional[Path], typer.Option("--dev", help="Dev corpus: OOV rate and overlap with train.")] = None,
+          vectors: Annotated[Optional[Path], typer.Option("--vectors", help="Pretrained vectors: coverage of the training vocabulary.")] = None,
+          location_types: Annotated[Optional[list[str]], typer.Option("--location-types", help="Entity types that count as locations (repeatable or comma-separated; default LOC).")] = None,
+          word_column: Annotated[int, typer.Option(help="Column of the word.")] = 0,
+          tag_column: Annotated[int, typer.Option(help="Column of the tag (negative counts from the end).")] = -1,
+          as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Report on a corpus before training; exit 1 listing the problems when it cannot train."""
+    from nerwin.datareport import data_report, render_report
+
+    types = [t.strip() for value in (location_types or ["LOC"]) for t in value.split(",") if t.strip()]
+    try:
+        report = data_report(train, dev, vectors, types, word_column, tag_column)
+    except NerwinError as err:
+        _fail(err)
+    typer.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else render_report(report))
+    if report.problems:
+        typer.echo(f"error: the data cannot train: {'; '.join(report.problems)}", err=True)
+        raise typer.Exit(code=1)

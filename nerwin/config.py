@@ -60,6 +60,8 @@ class ModelConfig:
     hidden: tuple[int, ...] = (300,)         # hidden layer sizes
     activation: str = "relu"                 # non-linearity (see ACTIVATIONS)
     caps_dim: int = 5                        # capitalisation feature vector size (0 = off)
+    suffix_dim: int = 0                      # vector size of the word's last 3 letters (0 = off)
+    shape_dim: int = 0                       # vector size of the word shape, e.g. Xx, X.X., d-d (0 = off)
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
@@ -75,8 +77,9 @@ class ModelConfig:
             hint = f" (did you mean {close[0]}?)" if close else ""
             out.append(("activation", f"unknown activation {self.activation!r}{hint}; "
                                       f"choose from {', '.join(ACTIVATIONS)}"))
-        if self.caps_dim < 0:
-            out.append(("caps_dim", f"must be >= 0, got {self.caps_dim}"))
+        for key in ("caps_dim", "suffix_dim", "shape_dim"):
+            if getattr(self, key) < 0:
+                out.append((key, f"must be >= 0, got {getattr(self, key)}"))
         return out
 
 

@@ -25,6 +25,7 @@ class ModelShape:
     caps_dim: int = 0
     n_caps: int = 0
     dtype: str = "float32"
+    extra: tuple[tuple[str, int, int], ...] = ()  # more feature tables: (name, rows, dim)
 
 
 class WindowClassifier:
@@ -46,9 +47,9 @@ class WindowClassifier:
             scale = 1.0 / np.sqrt(shape.embedding_dim)
             embeddings = rng.normal(0.0, scale, (shape.vocab_size, shape.embedding_dim))
         arrays["E"] = np.asarray(embeddings, dtype=dtype)
-        if shape.caps_dim:
-            arrays["F"] = rng.normal(0.0, 1.0 / np.sqrt(shape.caps_dim), (shape.n_caps, shape.caps_dim))
-        fan_in = shape.window * (shape.embedding_dim + shape.caps_dim)
+        for name, rows, dim in _feature_tables(shape):
+            arrays[name] = rng.normal(0.0, 1.0 / np.sqrt(dim), (rows, dim))
+        fan_in = shape.window * (shape.embedding_dim + sum(dim for _, _, dim in _feature_tables(shape)))
         for i, width in enumerate(shape.hidden, start=1):
             arrays[_name("W", i, shape)] = _glorot(rng, fan_in, width)
             arrays[_name("b", i, shape)] = np.zeros(width)
@@ -64,21 +65,22 @@ class WindowClassifier:
     def input_blocks(self) -> list[tuple[str, int, slice]]:
         """Where each (table name, window position) sits in x: e.g. ('E', 2, slice(100, 150))."""
         blocks, start = [], 0
-        tables = [("E", self.shape.embedding_dim)]
-        if self.shape.caps_dim:
-            tables.append(("F", self.shape.caps_dim))
+        tables = [("E", self.shape.embedding_dim)] + [(n, d) for n, _, d in _feature_tables(self.shape)]
         for name, dim in tables:
             for position in range(self.shape.window):
                 blocks.append((name, position, slice(start, start + dim)))
                 start += dim
         return blocks
 
-    def input_vectors(self, words: Array, caps: Array | None = None) -> Tensor:
-        """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim))."""
-        x = gather(self.params["E"], words, flatten=True)
+    def input_vectors(self, words: Array, caps: Array | None = None,
+                      extra: dict[str, Array] | None = None) -> Tensor:
+        """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim + extra dims))."""
+        parts = [gather(self.params["E"], words, flatten=True)]
         if self.shape.caps_dim:
-            x = concat([x, gather(self.params["F"], caps, flatten=True)], axis=1)
-        return x
+            parts.append(gather(self.params["F"], caps, flatten=True))
+        for name, _, _ in self.shape.extra:
+            parts.append(gather(self.params[name], extra[name], flatten=True))
+        return parts[0] if len(parts) == 1 else concat(parts, axis=1)
 
     def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None) -> Tensor:
         """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list."""
@@ -91,28 +93,31 @@ class WindowClassifier:
             h = self._act(z) if slope is None else self._act(z, slope)
         return affine(h, self.params["u"], self.params["c"])
 
-    def pre_activations(self, words: Array, caps: Array | None = None) -> list[Array]:
+    def pre_activations(self, words: Array, caps: Array | None = None,
+                        extra: dict[str, Array] | None = None) -> list[Array]:
         """Each hidden layer's z = x W + b (n, H), without recording a graph."""
         found: list[Array] = []
         with no_grad():
-            self.scores_from_inputs(self.input_vectors(words, caps), found)
+            self.scores_from_inputs(self.input_vectors(words, caps, extra), found)
         return found
 
-    def forward(self, words: Array, caps: Array | None = None) -> Tensor:
-        """Logits s (n,) for windows of word ids (n, w) and caps ids (n, w)."""
-        return self.scores_from_inputs(self.input_vectors(words, caps)).reshape(-1)
+    def forward(self, words: Array, caps: Array | None = None,
+                extra: dict[str, Array] | None = None) -> Tensor:
+        """Logits s (n,) for windows of word ids (n, w), caps ids (n, w) and extra feature ids."""
+        return self.scores_from_inputs(self.input_vectors(words, caps, extra)).reshape(-1)
 
     def loss(self, words: Array, caps: Array | None, labels: Array,
-             weight: Array | None = None) -> Tensor:
+             weight: Array | None = None, extra: dict[str, Array] | None = None) -> Tensor:
         """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels."""
-        logits = self.scores_from_inputs(self.input_vectors(words, caps))  # (n, 1): no reshape op
+        logits = self.scores_from_inputs(self.input_vectors(words, caps, extra))  # (n, 1)
         return sigmoid_bce(logits, labels.reshape(-1, 1),
                            None if weight is None else weight.reshape(-1, 1))
 
-    def predict_proba(self, words: Array, caps: Array | None = None) -> Array:
+    def predict_proba(self, words: Array, caps: Array | None = None,
+                      extra: dict[str, Array] | None = None) -> Array:
         """P(location) per window, without recording a graph."""
         with no_grad():
-            return stable_sigmoid(self.forward(words, caps).data)
+            return stable_sigmoid(self.forward(words, caps, extra).data)
 
     def arrays(self) -> dict[str, Array]:
         """Parameter arrays by name (views, not copies)."""
@@ -124,6 +129,12 @@ class WindowClassifier:
         params = {k: Tensor(t.data.astype(dtype), requires_grad=True, name=k)
                   for k, t in self.params.items()}
         return WindowClassifier(shape, params)
+
+
+def _feature_tables(shape: ModelShape) -> list[tuple[str, int, int]]:
+    """The small tables besides E: caps (F) and the extra features, as (name, rows, dim)."""
+    caps = [("F", shape.n_caps, shape.caps_dim)] if shape.caps_dim else []
+    return caps + list(shape.extra)
 
 
 def _name(stem: str, layer: int, shape: ModelShape) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict, save_config
+from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, ModelError
@@ -32,6 +33,8 @@ def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str,
     try:
         np.savez(staging / "weights.npz", **tagger.model.arrays())
         tagger.vocab.save(staging / "vocab.txt")
+        features = {name: f.to_dict() for name, f in tagger.features.items()}
+        (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
         save_config(config, staging / "config.yaml")
         meta = {"format_version": FORMAT_VERSION, "nerwin_version": __version__,
                 "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
@@ -59,8 +62,9 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
         raise ModelError(str(err)) from None
     shape = _read_shape(meta["shape"], directory / "meta.json")
     vocab = _read_vocab(directory / "vocab.txt", config)
+    features = _read_features(directory / "features.json", shape)
     params = _read_weights(directory / "weights.npz", shape, len(vocab))
-    tagger = Tagger(WindowClassifier(shape, params), vocab, float(meta.get("threshold", 0.5)))
+    tagger = Tagger(WindowClassifier(shape, params), vocab, float(meta.get("threshold", 0.5)), features)
     return tagger, config, meta
 
 
@@ -70,12 +74,30 @@ def _shape_dict(shape: ModelShape) -> dict[str, Any]:
     return d
 
 
+def _read_features(path: Path, shape: ModelShape) -> dict[str, TokenFeature]:
+    """The feature vocabularies (features.json, optional when the model has none)."""
+    if not path.is_file():
+        if shape.extra:
+            raise ModelError(f"{path}: missing; the model uses features {[n for n, _, _ in shape.extra]}")
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        features = {name: TokenFeature(d["kind"], list(d["values"])) for name, d in raw.items()}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
+    for name, rows, _ in shape.extra:
+        if name not in features or len(features[name]) != rows:
+            raise ModelError(f"{path}: feature {name} does not match the weights")
+    return features
+
+
 def _read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
     """The ModelShape recorded in meta.json, validated."""
     from nerwin.engine import ACTIVATIONS
 
     try:
-        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"])})
+        extra = tuple((str(n), int(r), int(d)) for n, r, d in raw.get("extra", ()))
+        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"]), "extra": extra})
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: malformed model shape ({type(err).__name__}: {err})") from None
     ints = (shape.vocab_size, shape.embedding_dim, shape.window, shape.caps_dim, shape.n_caps, *shape.hidden)

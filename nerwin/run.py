@@ -16,6 +16,7 @@ from nerwin.config import Config, save_config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.conll import Corpus, location_labels, read_conll
 from nerwin.data.embeddings import load_vectors
+from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, NerwinError
@@ -106,7 +107,15 @@ class TrainingRun:
         if init_from is not None:
             return self._continue_from(Path(init_from))
         vocab, embeddings = self._vocab_and_vectors()
-        return Tagger(self._new_model(vocab, embeddings), vocab, self.config.train.threshold)
+        features = self._fit_features()
+        return Tagger(self._new_model(vocab, embeddings, features), vocab, self.config.train.threshold,
+                      features)
+
+    def _fit_features(self) -> dict[str, TokenFeature]:
+        """Suffix and shape vocabularies from the training words, for the enabled features."""
+        words = [w for s in self.train_corpus.sentences for w in s.words]
+        dims = {"suffix": self.config.model.suffix_dim, "shape": self.config.model.shape_dim}
+        return {kind: TokenFeature.fit(kind, words) for kind, dim in dims.items() if dim}
 
     def _vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
         d = self.config.data
@@ -130,10 +139,13 @@ class TrainingRun:
                           f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})")
         return vocab, matrix
 
-    def _new_model(self, vocab: Vocab, embeddings: np.ndarray | None) -> WindowClassifier:
+    def _new_model(self, vocab: Vocab, embeddings: np.ndarray | None,
+                   features: dict[str, TokenFeature]) -> WindowClassifier:
         m = self.config.model
+        dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
+        extra = tuple((name, len(f), dims[name]) for name, f in features.items())
         shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
-                           m.caps_dim, N_CAPS if m.caps_dim else 0)
+                           m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra)
         return WindowClassifier.initialise(shape, self.rng, embeddings)
 
     def _continue_from(self, model_dir: Path) -> Tagger:
@@ -150,7 +162,8 @@ class TrainingRun:
         shape = replace(tagger.model.shape, vocab_size=len(vocab))
         self.notes.append(f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
                           f"to its {len(old):,}; model settings taken from that model")
-        return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold)
+        return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold,
+                      tagger.features)
 
     def _prepare_data(self) -> None:
         """Training windows and labels, dev windows and the evaluator."""

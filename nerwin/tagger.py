@@ -1,12 +1,13 @@
 """Tagger: a trained model with its vocabulary, turning sentences into P(location) per token."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from nerwin.data.encode import WindowData, encode_sentences
+from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.model import WindowClassifier
 
@@ -20,6 +21,7 @@ class Tagger:
     model: WindowClassifier
     vocab: Vocab
     threshold: float = 0.5
+    features: dict[str, TokenFeature] = field(default_factory=dict)  # by model table name
 
     @property
     def uses_caps(self) -> bool:
@@ -28,12 +30,14 @@ class Tagger:
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> WindowData:
         """Windows of ids for every token of `sentences`."""
-        return encode_sentences(sentences, self.vocab, self.model.shape.window, self.uses_caps)
+        return encode_sentences(sentences, self.vocab, self.model.shape.window, self.uses_caps,
+                                self.features)
 
     def window_probabilities(self, data: WindowData, batch: int = SCORE_BATCH) -> np.ndarray:
         """P(location) per window, scored in bounded batches."""
         parts = [self.model.predict_proba(data.words[i:i + batch],
-                                          None if data.caps is None else data.caps[i:i + batch])
+                                          None if data.caps is None else data.caps[i:i + batch],
+                                          {k: v[i:i + batch] for k, v in data.extra.items()})
                  for i in range(0, len(data), batch)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 

@@ -134,6 +134,7 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     order = rng.permutation(len(data.labels))
     words = data.windows.words[order]
     caps = None if data.windows.caps is None else data.windows.caps[order]
+    extra = {name: ids[order] for name, ids in data.windows.extra.items()}
     labels = data.labels[order]
     if cfg.unk_prob > 0 and data.rare is not None:
         words[data.rare[words] & (rng.random(words.shape) < cfg.unk_prob)] = UNK_ID
@@ -147,7 +148,8 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
             raise Interrupted(state)
         stop = start + batch
         loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
-                          labels[start:stop], None if weights is None else weights[start:stop])
+                          labels[start:stop], None if weights is None else weights[start:stop],
+                          {name: ids[start:stop] for name, ids in extra.items()})
         value = float(loss.data)
         if not math.isfinite(value):
             raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)

@@ -114,8 +114,8 @@ def test_model_predict_proba_records_no_graph(rng: np.random.Generator, monkeypa
     seen = []
     forward = model.forward
 
-    def spy(words, caps=None):
-        out = forward(words, caps)
+    def spy(words, caps=None, extra=None):
+        out = forward(words, caps, extra)
         seen.append((is_grad_enabled(), out._ctx, out.requires_grad))
         return out
 

@@ -72,7 +72,7 @@ def test_modelio_round_trip_other_shapes(tmp_path: Path, hidden, activation) -> 
 
 def test_modelio_directory_holds_plain_files(saved: Path) -> None:
     names = {p.name for p in saved.iterdir()}
-    assert names == {"weights.npz", "vocab.txt", "config.yaml", "meta.json"}
+    assert names == {"weights.npz", "vocab.txt", "config.yaml", "meta.json", "features.json"}
     json.loads((saved / "meta.json").read_text(encoding="utf-8"))
 
 

@@ -212,9 +212,9 @@ def _spy_on_batches(model: WindowClassifier, monkeypatch) -> list[tuple]:
     seen = []
     loss = model.loss
 
-    def spy(words, caps, labels, weight=None):
+    def spy(words, caps, labels, weight=None, extra=None):
         seen.append((words.copy(), labels.copy(), None if weight is None else weight.copy()))
-        return loss(words, caps, labels, weight)
+        return loss(words, caps, labels, weight, extra)
 
     monkeypatch.setattr(model, "loss", spy)
     return seen

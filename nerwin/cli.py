@@ -64,6 +64,8 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
             typer.echo(note, err=True)
         for report in run.epochs(render.TqdmProgress()):
             typer.echo(render.epoch_line(report))
+            for warning in render.diagnostic_warnings(report):
+                typer.echo(warning, err=True)
         typer.echo(render.result_line(run.finish()))
     except api.TrainingInterrupted as err:
         typer.echo(f"error: {err}", err=True)
@@ -189,3 +191,15 @@ def data_(train: Annotated[Path, typer.Option("--train", help="Training corpus (
     if report.problems:
         typer.echo(f"error: the data cannot train: {'; '.join(report.problems)}", err=True)
         raise typer.Exit(code=1)
+
+
+@app.command()
+def plot(run_dir: Annotated[Path, typer.Argument(help="Run directory (holds metrics.jsonl).", show_default=False)],
+         out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Image file (default: RUN_DIR/curves.png; .svg and .pdf work too).", dir_okay=False)] = None) -> None:
+    """Draw loss, dev P/R/F1 (and diagnostics) per epoch to an image; needs matplotlib."""
+    from nerwin.plot import plot_run
+
+    try:
+        typer.echo(str(plot_run(run_dir, out)))
+    except NerwinError as err:
+        _fail(err)

@@ -15,6 +15,8 @@ import yaml
 from nerwin.engine.activations import ACTIVATIONS
 from nerwin.errors import ConfigError
 
+# What PyYAML's safe loader raises besides YAMLError (bad !!float/!!int/!!bool tags, deep nesting)
+YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "IOBES", "BIOES", "IO")
 
 
@@ -107,7 +109,7 @@ class TrainConfig:
             ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
             ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
-            ("patience", self.patience >= 1, ">= 1"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
+            ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]
 
@@ -164,6 +166,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read config ({_reason(err)})") from None
     try:
         raw = yaml.safe_load(text)
+    except YAML_VALUE_ERRORS as err:
+        raise ConfigError(f"{path}: YAML error: {type(err).__name__}: {str(err)[:200]}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -186,7 +190,7 @@ def _parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=0.1")
     try:
         value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, *YAML_VALUE_ERRORS):
         value = text
     return key.strip(), value
 

@@ -123,17 +123,24 @@ def _read_meta(path: Path) -> dict[str, Any]:
                          f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin")
     if not isinstance(meta.get("shape"), dict):
         raise ModelError(f"{path}: no model shape recorded")
+    threshold = meta.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise ModelError(f"{path}: threshold must be a number in (0, 1), got {threshold!r}")
     return meta
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    from nerwin.config import YAML_VALUE_ERRORS
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, *YAML_VALUE_ERRORS) as err:
         raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
-    return raw if isinstance(raw, dict) else {}
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: expected a mapping of sections (data, model, train)")
+    return raw
 
 
 def _read_vocab(path: Path, config: Config) -> Vocab:

@@ -43,6 +43,12 @@ def epoch_line(report: EpochReport) -> str:
             f"{report.seconds:5.1f}s  {report.windows_per_s:,.0f} win/s{mark}")
 
 
+def diagnostic_warnings(report: EpochReport) -> list[str]:
+    """The epoch's training-health warnings, one line each."""
+    found = report.diagnostics.warnings if report.diagnostics is not None else []
+    return [f"warning: epoch {report.epoch}: {w}" for w in found]
+
+
 def result_line(result) -> str:
     """The run's outcome and where the model is."""
     where = result.out_dir / "model"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ from nerwin.data.caps import N_CAPS
 from nerwin.data.conll import Corpus, location_labels, read_conll
 from nerwin.data.embeddings import load_vectors
 from nerwin.data.features import TokenFeature
+from nerwin.diagnostics import probe_sample
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, NerwinError
@@ -29,7 +31,7 @@ from nerwin.training import EpochReport, Interrupted, Progress, TrainingData, Tr
 from nerwin.versions import versions
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
-CHECKPOINT = "checkpoint"
+CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
 
 
 class TrainingInterrupted(NerwinError):
@@ -66,8 +68,9 @@ class TrainingRun:
     def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False,
                  init_from: str | Path | None = None, *, _resume: bool = False):
         self.config, self.started = config, time.perf_counter()
-        target = Path(out_dir) if out_dir else default_run_dir()
-        self.out_dir = target if _resume else prepare_out_dir(target, force)
+        self.out_dir = Path(out_dir) if out_dir else default_run_dir()
+        if not _resume:
+            check_out_dir(self.out_dir, force)
         self.notes: list[str] = []
         self.rng = np.random.default_rng(config.train.seed)
         self.state = TrainState()
@@ -78,6 +81,7 @@ class TrainingRun:
         if not _resume:
             self.tagger = self._initial_tagger(init_from)
             self._prepare_data()
+            create_out_dir(self.out_dir, force)  # only now: every input has been read and checked
             save_config(self.config, self.out_dir / "config.yaml")
 
     @classmethod
@@ -177,6 +181,11 @@ class TrainingRun:
         dev = self.dev_corpus
         self.evaluator = LocationEvaluator(dev, self.config.data.location_types) if dev else None
         self.dev_windows = self.tagger.encode([s.words for s in dev.sentences]) if dev else None
+        if dev:
+            dev_labels = location_labels(dev, self.config.data.location_types).astype(np.float32)
+            self.probe = probe_sample(self.dev_windows, dev_labels)
+        else:
+            self.probe = probe_sample(windows, labels)
 
     def evaluate(self, model: WindowClassifier, threshold: float | None = None) -> Scores:
         """Dev scores of `model` at `threshold` (default: the configured one)."""
@@ -190,7 +199,8 @@ class TrainingRun:
         with _stop_on_signals() as stop:
             try:
                 for report, state in train_epochs(self.tagger.model, self.data, self.config.train, evaluate,
-                                                  self.rng, progress, self.state, stop.requested):
+                                                  self.rng, progress, self.state, stop.requested,
+                                                  self.probe):
                     self.state = state
                     self._record(report)
                     yield report
@@ -204,7 +214,6 @@ class TrainingRun:
             handle.write(json.dumps(report.to_dict()) + "\n")
         if report.best:
             self._save("model", {"epoch": report.epoch})
-        self._save("last", {"epoch": report.epoch})
         self._save(CHECKPOINT, {"epoch": report.epoch, "train_state": self.state.to_dict()})
 
     def _save(self, name: str, extra: dict) -> None:
@@ -275,20 +284,26 @@ def _extend_with_vectors(vocab: Vocab, words: tuple[str, ...], matrix: np.ndarra
     return vocab.extend(extra_rows), matrix[rows]
 
 
-def prepare_out_dir(out_dir: Path, force: bool) -> Path:
-    """Create the run folder; refuse a file, or a folder that already holds files (unless force)."""
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse, before any work, an output path that is a file, lies under a file, or holds a run."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise NerwinError(f"{out_dir}: already holds files; pass --force to overwrite, "
                           "--resume to continue it, or another --out")
+    ancestor = out_dir.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise NerwinError(f"{out_dir}: cannot write the output directory ({ancestor} is not a "
+                          "writable directory)")
+
+
+def create_out_dir(out_dir: Path, force: bool) -> None:
+    """Create the run folder (checked by check_out_dir); with force, restart its metrics log."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".nerwin-write-test"
-        probe.write_text("")
-        probe.unlink()
         if force and (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
     except OSError as err:
         raise NerwinError(f"{out_dir}: cannot write the output directory ({err.strerror})") from None
-    return out_dir

@@ -10,6 +10,7 @@ import numpy as np
 
 from nerwin.config import TrainConfig
 from nerwin.data.encode import WindowData
+from nerwin.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagnose
 from nerwin.data.vocab import UNK_ID
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import Scores
@@ -52,12 +53,14 @@ class EpochReport:
     dev: Scores | None
     best: bool
     stop: bool
+    diagnostics: Diagnostics | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form for the metrics log."""
         return {"epoch": self.epoch, "loss": self.loss, "lr": self.lr, "seconds": self.seconds,
                 "windows_per_s": self.windows_per_s, "best": self.best,
-                "dev": None if self.dev is None else self.dev.to_dict()}
+                "dev": None if self.dev is None else self.dev.to_dict(),
+                "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict()}
 
 
 @dataclass
@@ -102,18 +105,27 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
                  evaluate: Callable[[WindowClassifier], Scores] | None,
                  rng: np.random.Generator, progress: Progress | None = None,
                  state: TrainState | None = None,
-                 should_stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[EpochReport, TrainState]]:
-    """Train epoch by epoch from `state`; yield each report with the state after it."""
+                 should_stop: Callable[[], bool] = lambda: False,
+                 probe: tuple[WindowData, np.ndarray] | None = None) -> Iterator[tuple[EpochReport, TrainState]]:
+    """Train epoch by epoch from `state`; yield each report with the state after it.
+
+    With `probe` (windows, labels), each report carries diagnostics measured on those windows.
+    """
     optimizer = SGD(model.params, cfg.lr, {"E": cfg.embedding_lr_scale})
     state = state or TrainState()
+    monitor = GradientMonitor() if probe is not None else None
+    diagnostics = None
     for epoch in range(state.epoch, cfg.epochs + 1):
         if state.rng_state is not None:
             rng.bit_generator.state = state.rng_state
         state.rng_state, state.epoch = rng.bit_generator.state, epoch
         optimizer.lr = cfg.lr / (1.0 + cfg.lr_decay * (epoch - 1))
         started, first_step = time.perf_counter(), state.step
-        loss = run_epoch(model, optimizer, data, cfg, rng, state, progress or Silent(), should_stop)
+        loss = run_epoch(model, optimizer, data, cfg, rng, state, progress or Silent(), should_stop,
+                         monitor)
         seconds = time.perf_counter() - started
+        if probe is not None:
+            diagnostics = diagnose(model, monitor, *probe, previous=diagnostics)
         scores = evaluate(model) if evaluate else None
         f1 = scores.entity.f1 if scores else -float(loss)
         best = f1 > state.best_f1
@@ -121,7 +133,8 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
         stop = since_best >= cfg.patience or epoch == cfg.epochs
         state = TrainState(epoch + 1, 0, 0.0, rng.bit_generator.state, best_f1, since_best)
         windows = len(data.labels) - first_step * cfg.batch_size
-        report = EpochReport(epoch, loss, optimizer.lr, seconds, windows / seconds, scores, best, stop)
+        report = EpochReport(epoch, loss, optimizer.lr, seconds, windows / seconds, scores, best, stop,
+                             diagnostics)
         yield report, state
         if stop:
             return
@@ -129,7 +142,8 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
 
 def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: TrainConfig,
               rng: np.random.Generator, state: TrainState, progress: Progress,
-              should_stop: Callable[[], bool] = lambda: False) -> float:
+              should_stop: Callable[[], bool] = lambda: False,
+              monitor: GradientMonitor | None = None) -> float:
     """One shuffled pass of SGD, from batch `state.step`; returns the mean loss."""
     order = rng.permutation(len(data.labels))
     words = data.windows.words[order]
@@ -142,9 +156,25 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     batch, n = cfg.batch_size, len(labels)
     steps_before = (state.epoch - 1) * -(-n // batch)
     progress.start(state.epoch, n)
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            _steps(model, optimizer, (words, caps, labels, weights, extra), cfg, state, progress,
+                   should_stop, monitor, steps_before)
+    except FloatingPointError:
+        raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, float("nan"), state.epoch) from None
+    finally:
+        progress.close()
+    return state.loss_sum / n
+
+
+def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainConfig, state: TrainState,
+           progress: Progress, should_stop: Callable[[], bool], monitor: GradientMonitor | None,
+           steps_before: int) -> None:
+    """The SGD steps of one epoch from batch `state.step`, over pre-shuffled arrays."""
+    words, caps, labels, weights, extra = arrays
+    batch, n = cfg.batch_size, len(labels)
     for start in range(state.step * batch, n, batch):
         if should_stop():
-            progress.close()
             raise Interrupted(state)
         stop = start + batch
         loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
@@ -154,10 +184,10 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
         if not math.isfinite(value):
             raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)
         loss.backward()
+        if monitor is not None and state.step % SAMPLE_EVERY == 0:
+            monitor.observe(model.params, optimizer.lr, optimizer.scales)
         optimizer.step()
         state.loss_sum += value * min(batch, n - start)
         state.step += 1
         if state.step % PROGRESS_EVERY == 0:
             progress.advance(batch * PROGRESS_EVERY, value)
-    progress.close()
-    return state.loss_sum / n

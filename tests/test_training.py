@@ -86,7 +86,7 @@ def test_training_report_fields() -> None:
     (report,) = _run(model, data, _cfg(epochs=1, lr=0.2))
     assert report.lr == 0.2 and report.dev is None and report.best
     assert report.seconds > 0 and report.windows_per_s > 0
-    assert set(report.to_dict()) == {"epoch", "loss", "lr", "seconds", "windows_per_s", "best",
+    assert set(report.to_dict()) == {"epoch", "loss", "lr", "seconds", "windows_per_s", "best", "diagnostics",
                                      "dev"}
 
 
@@ -294,3 +294,18 @@ def test_training_embedding_lr_scale_zero_freezes_E() -> None:
     before = model.params["E"].data.copy()
     _run(model, data, _cfg(epochs=1, embedding_lr_scale=0.0))
     np.testing.assert_array_equal(model.params["E"].data, before)
+
+
+def test_training_diagnostics_recorded_with_probe() -> None:
+    from nerwin.diagnostics import probe_sample
+
+    model, data, _ = _setup()
+    probe = probe_sample(data.windows, data.labels, size=50)
+    reports = [r for r, _ in train_epochs(model, data, _cfg(epochs=2), None, np.random.default_rng(0),
+                                          probe=probe)]
+    diag = reports[-1].diagnostics
+    assert diag is not None and set(diag.grad_norm) == set(model.params)
+    assert all(np.isfinite(v) and v >= 0 for v in diag.grad_norm.values())
+    assert set(diag.update_ratio) == {k for k, p in model.params.items() if p.data.ndim == 2}
+    assert diag.scores["positive"]["mean"] > diag.scores["negative"]["mean"]
+

@@ -165,11 +165,20 @@ def _detect(f: BinaryIO, path: Path) -> Header:
         if dim < 1:
             raise DataError(f"header declares dimension {dim}", path=path, line=1)
         second = f.readline(64 * dim + 4096).split(None, 1)
-        is_text = len(second) == 2 and len(second[1].split()) == dim and second[1].isascii()
+        is_text = len(second) == 2 and second[1].isascii() and _all_floats(second[1].split())
         return Header(WORD2VEC_TEXT if is_text else WORD2VEC_BINARY, count, dim)
     if len(fields) < 2:
         raise DataError("first line has a word but no vector values", path=path, line=1)
     return Header(GLOVE, None, len(fields) - 1)
+
+
+def _all_floats(values: list[bytes]) -> bool:
+    """True when every field parses as a number (a text vector line, whatever its length)."""
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        return False
+    return bool(values)
 
 
 def _decode(word: bytes, path: Path, where: int, binary: bool) -> str:

@@ -1,0 +1,241 @@
+"""Learning curves of a run: loss, dev P/R/F1 and any diagnostics per epoch, drawn to an image.
+
+matplotlib is an optional extra (`plot`); it is imported only when drawing, without pyplot, so
+no GUI backend or global figure state is involved.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nerwin.errors import DataError, NerwinError
+
+METRICS = "metrics.jsonl"
+DEFAULT_NAME = "curves.png"
+INSTALL_HINT = ('nerwin plot needs matplotlib, an optional extra: python -m pip install "matplotlib>=3.8" '
+                '(or python -m pip install -e ".[plot]" in a clone)')
+LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
+
+Series = list[float | None]
+
+
+class PlotUnavailable(NerwinError):
+    """matplotlib is not installed."""
+
+
+@dataclass
+class Curves:
+    """Per-epoch values of a run, aligned on `epochs`; None where an epoch lacks a value."""
+
+    epochs: list[int]
+    loss: Series
+    lr: Series
+    best_epoch: int | None
+    dev: dict[str, Series] = field(default_factory=dict)  # 'entity f1', 'token f1', ... in [0, 1]
+    diagnostics: dict[str, dict[str, Series]] = field(default_factory=dict)  # panel -> name -> values
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The epoch records of RUN_DIR/metrics.jsonl (the last record wins for a repeated epoch)."""
+    run_dir = Path(run_dir)
+    path = run_dir / METRICS
+    if not run_dir.is_dir():
+        raise NerwinError(f"{run_dir}: run directory not found")
+    if not path.is_file():
+        raise NerwinError(f"{run_dir}: no {METRICS}; is this a run directory written by nerwin train?")
+    records: dict[int, dict] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"not a JSON object ({err.msg})", path, number) from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) \
+                or not _is_number(record.get("loss")):
+            raise DataError("expected an object with an integer 'epoch' and a number 'loss'", path, number)
+        records[record["epoch"]] = record
+    if not records:
+        raise DataError("no epoch recorded yet", path)
+    return [records[e] for e in sorted(records)]
+
+
+def curves_from_records(records: list[dict]) -> Curves:
+    """Align the records' loss, lr, dev scores and diagnostics on their epochs."""
+    best = [r["epoch"] for r in records if r.get("best")]
+    curves = Curves([r["epoch"] for r in records], [_number(r.get("loss")) for r in records],
+                    [_number(r.get("lr")) for r in records], best[-1] if best else None)
+    for level in ("entity", "token"):
+        for metric in ("precision", "recall", "f1"):
+            values = [_number(((r.get("dev") or {}).get(level) or {}).get(metric)) for r in records]
+            if any(v is not None for v in values):
+                curves.dev[f"{level} {metric}"] = values
+    flat = [_flatten(r.get("diagnostics")) for r in records]
+    for panel, name in dict.fromkeys(key for f in flat for key in f):
+        curves.diagnostics.setdefault(panel, {})[name] = [f.get((panel, name)) for f in flat]
+    return curves
+
+
+def _flatten(diagnostics: object) -> dict[tuple[str, str], float | None]:
+    """{(panel, series): value}: top-level numbers go to panel 'diagnostics', dicts get a panel each."""
+    out: dict[tuple[str, str], float | None] = {}
+    if not isinstance(diagnostics, dict):
+        return out
+    for key, value in diagnostics.items():
+        if _is_number(value):
+            out[("diagnostics", str(key))] = float(value)
+        elif isinstance(value, dict):
+            for name, number in _numbers(value, ""):
+                out[(str(key), name)] = number
+    return out
+
+
+def _numbers(tree: dict, prefix: str) -> list[tuple[str, float]]:
+    """Dotted names and values of the numbers in a nested dict."""
+    found = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if _is_number(value):
+            found.append((name, float(value)))
+        elif isinstance(value, dict):
+            found += _numbers(value, name + ".")
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: object) -> float | None:
+    return float(value) if _is_number(value) else None
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw RUN_DIR's learning curves to `out` (default RUN_DIR/curves.png); return the path."""
+    run_dir = Path(run_dir)
+    curves = curves_from_records(read_metrics(run_dir))
+    target = Path(out) if out is not None else run_dir / DEFAULT_NAME
+    figure = draw_curves(curves, title=str(run_dir.resolve().name))
+    try:
+        figure.savefig(target, dpi=110)
+    except (OSError, ValueError) as err:
+        raise NerwinError(f"{target}: cannot write the figure ({err})") from None
+    return target
+
+
+def _matplotlib():
+    """(Figure, MaxNLocator), or PlotUnavailable with the install command."""
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        raise PlotUnavailable(INSTALL_HINT) from None
+    return Figure, MaxNLocator
+
+
+def draw_curves(curves: Curves, title: str = ""):
+    """A matplotlib Figure: loss, dev scores and one panel per diagnostics group."""
+    Figure, MaxNLocator = _matplotlib()
+    n = 2 + len(curves.diagnostics)
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    figure = Figure(figsize=(6.2 * cols, 4.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False).ravel()
+    _draw_loss(axes[0], curves)
+    _draw_dev(axes[1], curves)
+    for ax, (panel, series) in zip(axes[2:], curves.diagnostics.items()):
+        _draw_diagnostics(ax, panel, series, curves)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    first, last = min(curves.epochs), max(curves.epochs)
+    for ax in axes[:n]:
+        if ax is axes[1] and not curves.dev:
+            continue
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if first == last:  # one epoch: keep the axis on whole epochs
+            ax.set_xlim(first - 0.5, last + 0.5)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    figure.suptitle(_headline(curves, title))
+    return figure
+
+
+def _headline(curves: Curves, title: str) -> str:
+    f1 = curves.dev.get("entity f1")
+    if curves.best_epoch is None or f1 is None:
+        return f"{title}: {len(curves.epochs)} epoch(s)"
+    best = f1[curves.epochs.index(curves.best_epoch)]
+    return f"{title}: best epoch {curves.best_epoch}, dev location F1 {100 * best:.2f}"
+
+
+def _values(series: Series, scale: float = 1.0) -> list[float]:
+    return [math.nan if v is None else scale * v for v in series]
+
+
+def _mark_best(ax, curves: Curves) -> None:
+    if curves.best_epoch is not None:
+        ax.axvline(curves.best_epoch, color="0.5", linestyle=":", linewidth=1.2,
+                   label=f"best epoch ({curves.best_epoch})")
+
+
+def _draw_loss(ax, curves: Curves) -> None:
+    ax.plot(curves.epochs, _values(curves.loss), marker="o", color="tab:blue", label="training loss")
+    ax.set_title("Training loss (mean cross-entropy per window)")
+    ax.set_ylabel("loss")
+    _mark_best(ax, curves)
+    lrs = {v for v in curves.lr if v is not None}
+    handles, labels = ax.get_legend_handles_labels()
+    if len(lrs) > 1:  # a decaying learning rate gets its own axis
+        twin = ax.twinx()
+        twin.plot(curves.epochs, _values(curves.lr), color="tab:gray", linestyle="--", label="learning rate")
+        twin.set_ylabel("learning rate")
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    elif lrs:
+        ax.text(0.98, 0.97, f"lr {lrs.pop():g}", transform=ax.transAxes, ha="right", va="top", color="0.4")
+    ax.legend(handles, labels, loc="center right")
+
+
+_DEV_STYLE = {"entity precision": ("tab:orange", "-", "s"), "entity recall": ("tab:green", "-", "^"),
+              "entity f1": ("tab:red", "-", "o"), "token f1": ("tab:purple", "--", None)}
+
+
+def _draw_dev(ax, curves: Curves) -> None:
+    ax.set_title("Dev locations: entity precision, recall, F1")
+    ax.set_ylabel("%")
+    if not curves.dev:
+        ax.text(0.5, 0.5, "no dev set (data.dev: null)", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel("")
+        return
+    for name, (color, style, marker) in _DEV_STYLE.items():
+        if name in curves.dev:
+            label = name.replace("entity ", "").replace("f1", "F1").capitalize() if "entity" in name else "token F1"
+            ax.plot(curves.epochs, _values(curves.dev[name], 100), color=color, linestyle=style,
+                    marker=marker, label=label)
+    f1 = curves.dev.get("entity f1")
+    best = None if curves.best_epoch is None or f1 is None else f1[curves.epochs.index(curves.best_epoch)]
+    if best is None:
+        _mark_best(ax, curves)
+    else:
+        ax.axvline(curves.best_epoch, color="0.5", linestyle=":", linewidth=1.2)
+        ax.plot([curves.best_epoch], [100 * best], marker="*", markersize=15, color="tab:red",
+                markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
+                label=f"best epoch {curves.best_epoch}: F1 {100 * best:.2f}")
+    ax.legend(loc="best", framealpha=0.9)
+
+
+def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves) -> None:
+    ax.set_title("other diagnostics" if panel == "diagnostics" else panel.replace("_", " "))
+    for name, values in series.items():
+        ax.plot(curves.epochs, _values(values), marker=".", label=name)
+    positive = [v for values in series.values() for v in values if v is not None and v > 0]
+    if positive and len(positive) == sum(v is not None for vs in series.values() for v in vs) \
+            and max(positive) >= LOG_SPAN * min(positive):
+        ax.set_yscale("log")
+    _mark_best(ax, curves)
+    ax.legend(fontsize="small", ncols=2 if len(series) > 6 else 1)

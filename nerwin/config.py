@@ -59,6 +59,7 @@ class ModelConfig:
 
     window: int = 5                          # words per window (odd): centre +- (window - 1) / 2
     embedding_dim: int = 50                  # word vector size (must match data.vectors)
+    embedding_init: float | None = None      # std of random word vectors (null = 1/sqrt(embedding_dim))
     hidden: tuple[int, ...] = (300,)         # hidden layer sizes
     activation: str = "relu"                 # non-linearity (see ACTIVATIONS)
     caps_dim: int = 5                        # capitalisation feature vector size (0 = off)
@@ -70,6 +71,8 @@ class ModelConfig:
         out = []
         if self.window < 1 or self.window % 2 == 0:
             out.append(("window", f"must be a positive odd number, got {self.window}"))
+        if self.embedding_init is not None and not 0 <= self.embedding_init < math.inf:
+            out.append(("embedding_init", f"must be >= 0 or null, got {self.embedding_init}"))
         if self.embedding_dim < 1:
             out.append(("embedding_dim", f"must be >= 1, got {self.embedding_dim}"))
         if not self.hidden or any(h < 1 for h in self.hidden):

@@ -1,4 +1,4 @@
-"""A report on training data before training: sizes, tags, locations, vocabulary, vectors, overlap."""
+"""A report on a corpus before training: sizes, tags, locations, vocabulary, vectors, overlap."""
 from __future__ import annotations
 
 from collections import Counter
@@ -75,7 +75,8 @@ def data_report(train: str | Path, dev: str | Path | None = None, vectors: str |
     defaults = DataConfig()
     types = list(dict.fromkeys(location_types))
     train_corpus = _read(train, word_column, tag_column)
-    vocab = build_vocab((s.words for s in train_corpus.sentences), defaults.lowercase, defaults.digits)
+    vocab = build_vocab((s.words for s in train_corpus.sentences), defaults.lowercase,
+                        defaults.digits)
     report = DataReport(types, corpus_stats(train_corpus, types), len(vocab) - len(SPECIALS))
     if dev is not None:
         _add_dev(report, _read(dev, word_column, tag_column), train_corpus, vocab)
@@ -108,7 +109,7 @@ def corpus_stats(corpus: Corpus, location_types: Sequence[str]) -> CorpusStats:
 
 
 def malformed_lines(corpus: Corpus) -> list[int]:
-    """File lines of I-/E- tags not preceded by B-/I- of their type (IOB2, IOBES; e.g. I- after O)."""
+    """File lines of I-/E- tags not after a B-/I- of their type (IOB2, IOBES): e.g. I- after O."""
     if corpus.scheme not in ("IOB2", "IOBES"):
         return []  # in IOB1 and IO an entity may start with I-
     lines = []
@@ -154,8 +155,8 @@ def _check(report: DataReport, train: Corpus) -> None:
         if stats is not None and stats.malformed:
             shown = ", ".join(map(str, stats.malformed_lines))
             more = ", ..." if stats.malformed > len(stats.malformed_lines) else ""
-            report.warnings.append(f"{stats.path}: {stats.malformed} I-/E- tag(s) open an entity in "
-                                   f"{stats.scheme} (line {shown}{more}); read as B-")
+            report.warnings.append(f"{stats.path}: {stats.malformed} I-/E- tag(s) open an entity "
+                                   f"in {stats.scheme} (line {shown}{more}); read as B-")
     if report.dev is not None and report.dev.location_entities == 0:
         report.warnings.append(f"{report.dev.path}: no location entity (type {types}); dev F1 "
                                "will be 0 and early stopping meaningless")
@@ -183,11 +184,11 @@ def render_report(report: DataReport) -> str:
                                                f"({_pct(report.overlap / report.dev.sentences)})"))
     if report.vectors is not None:
         v = report.vectors
+        found = v.words - v.missing
         rows += [("vectors", f"{v.path} ({v.dim}-d)"),
-                 ("vector coverage", f"{v.exact + v.lowercase + v.digits:,} of {v.words:,} "
-                                     f"({_pct((v.words - v.missing) / v.words)}): {v.exact:,} exact, "
-                                     f"{v.lowercase:,} lowercase, {v.digits:,} digit-normalised, "
-                                     f"{v.missing:,} missing")]
+                 ("vector coverage", f"{found:,} of {v.words:,} ({_pct(found / v.words)}): "
+                                     f"{v.exact:,} exact, {v.lowercase:,} lowercase, "
+                                     f"{v.digits:,} digit-normalised, {v.missing:,} missing")]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"warning: {w}" for w in report.warnings]
@@ -204,7 +205,8 @@ def _corpus_rows(name: str, s: CorpusStats) -> list[tuple[str, str]]:
         (f"{name} entities", entities),
         (f"{name} locations", f"{s.location_entities:,} entities, {s.location_tokens:,} tokens "
                               f"({_pct(s.location_share)} of tokens)"),
-        (f"{name} longest sentence", f"{s.longest_sentence:,} tokens (line {s.longest_sentence_line})"),
+        (f"{name} longest sentence",
+         f"{s.longest_sentence:,} tokens (line {s.longest_sentence_line})"),
         (f"{name} I- after O", f"{s.malformed:,}" if s.scheme in ("IOB2", "IOBES")
          else f"- ({s.scheme} allows it)"),
     ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nerwin.data.encode import WindowData
-from nerwin.engine import RowSparseGrad, Tensor
+from nerwin.engine import RowSparseGrad, Tensor, no_grad
 from nerwin.model import WindowClassifier
 
 SAMPLE_EVERY = 50          # steps between gradient samples (keeps the cost negligible)
@@ -79,7 +79,8 @@ def diagnose(model: WindowClassifier, monitor: GradientMonitor, sample: WindowDa
     act = model.shape.activation
     dead = float(np.mean([np.mean((z <= 0).all(axis=0)) for z in zs])) if act in RELU_LIKE else None
     saturated = float(np.mean([np.mean(np.abs(z) > SATURATION) for z in zs])) if act in SATURATING else None
-    scores = model.forward(sample.words, sample.caps, sample.extra).data if len(labels) else np.zeros(0)
+    with no_grad():
+        scores = model.forward(sample.words, sample.caps, sample.extra).data
     diag = Diagnostics(norms, ratios, dead, saturated, {
         "positive": _spread(scores[labels > 0]), "negative": _spread(scores[labels <= 0])})
     diag.warnings = _warnings(diag, previous, act)

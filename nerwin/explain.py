@@ -21,12 +21,12 @@ import numpy as np
 from nerwin.data.encode import WindowData
 from nerwin.data.tokenize import Token, tokenize
 from nerwin.data.vocab import PAD_END, PAD_START, UNK_ID
-from nerwin.engine import Tensor, no_grad, stable_sigmoid
+from nerwin.engine import Tensor, no_grad
 from nerwin.errors import NerwinError
 from nerwin.model import WindowClassifier
 from nerwin.tagger import Tagger
 
-TABLE_LABELS = {"E": "word", "F": "caps"}  # model table -> column name; other tables keep their name
+TABLE_LABELS = {"E": "word", "F": "caps"}  # table -> column name; other tables keep their own
 
 
 class ExplainError(NerwinError):
@@ -71,7 +71,8 @@ class TokenExplanation:
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"index": self.index, "text": self.token.text, "start": self.token.start,
-                "end": self.token.end, "prob": round(self.probability, 6), "location": self.location,
+                "end": self.token.end, "prob": round(self.probability, 6),
+                "location": self.location,
                 "score": round(self.score, 6), "inputs": round(self.inputs, 6),
                 "bias": round(self.bias, 6), "remainder": round(self.remainder, 9),
                 "positions": [p.to_dict() for p in self.positions]}
@@ -91,9 +92,10 @@ class DocumentExplanation:
 
     def to_dict(self) -> dict:
         """JSON-ready form: the text, every token with its probability, and the explanations."""
+        rows = zip(self.tokens, self.probabilities, self.locations, strict=True)
         tokens = [{"index": i, "text": t.text, "start": t.start, "end": t.end,
                    "prob": round(float(p), 6), "location": bool(loc)}
-                  for i, (t, p, loc) in enumerate(zip(self.tokens, self.probabilities, self.locations))]
+                  for i, (t, p, loc) in enumerate(rows)]
         return {"text": self.text, "threshold": self.threshold, "activation": self.activation,
                 "tokens": tokens, "explanations": [e.to_dict() for e in self.explained]}
 
@@ -119,26 +121,24 @@ class Explainer:
         chosen = _choose(len(tokens), locations, indices, all_tokens)
         if not chosen:
             return doc
-        x = _input_vectors(self.model, data)
-        scores = self.model.scores_from_inputs(x)
-        occlusion = self._occlusion(data, scores.data[:, 0], chosen)
         context = _context(sentences, self.model.shape.window)
-        for k, t in enumerate(chosen):
-            doc.explained.append(self._explain_token(t, tokens[t], float(probs[t]), bool(locations[t]),
-                                                     x, scores, occlusion[k], context[t],
-                                                     data.words[t]))
+        for t in chosen:
+            doc.explained.append(self._explain_token(t, tokens[t], float(probs[t]),
+                                                     bool(locations[t]), data, context[t]))
         return doc
 
-    def _explain_token(self, t: int, token: Token, prob: float, location: bool, x: Tensor,
-                       scores: Tensor, occlusion: np.ndarray, words: list[str | None],
-                       ids: np.ndarray) -> TokenExplanation:
-        """Backward from token t's score alone; sum ds/dx * x per block of x."""
+    def _explain_token(self, t: int, token: Token, prob: float, location: bool, data: WindowData,
+                       words: list[str | None]) -> TokenExplanation:
+        """One forward and backward of token t's window; sum ds/dx * x per block of x."""
         for param in self.model.params.values():
             param.zero_grad()  # leaves accumulate across backward calls
-        seed = np.zeros_like(scores.data)
-        seed[t, 0] = 1.0
-        scores.backward(seed)
-        grad_x_input = x.grad[t] * x.data[t]
+        x = _input_vectors(self.model, _rows(data, np.array([t])))
+        s = self.model.scores_from_inputs(x)  # (1, 1)
+        s.backward()
+        grad_x_input = x.grad[0] * x.data[0]
+        score = float(s.data[0, 0])
+        occlusion = self._occlusion(data, t)
+        ids = data.words[t]
         half = self.model.shape.window // 2
         per_position: list[dict[str, float]] = [{} for _ in words]
         for table, position, block in self.model.input_blocks():
@@ -149,22 +149,21 @@ class Explainer:
                               None if word is None else float(occlusion[p]))
                      for p, word in enumerate(words)]
         params = self.model.params
-        bias = sum(float(params[n].grad.reshape(-1) @ params[n].data.reshape(-1)) for n in self.bias_names)
-        score = float(scores.data[t, 0])
+        bias = sum(float(params[n].grad.reshape(-1) @ params[n].data.reshape(-1))
+                   for n in self.bias_names)
         remainder = score - float(grad_x_input.sum()) - bias
         return TokenExplanation(t, token, prob, location, score, bias, remainder, positions)
 
-    def _occlusion(self, data: WindowData, scores: np.ndarray, chosen: list[int]) -> np.ndarray:
-        """s - s_occluded (len(chosen), window): each position's word id replaced by <unk>."""
+    def _occlusion(self, data: WindowData, t: int) -> np.ndarray:
+        """s - s_occluded (window,): token t's window with each position's word id set to <unk>."""
         w = self.model.shape.window
-        rows = np.repeat(np.asarray(chosen), w)
-        words = data.words[rows].copy()
-        words[np.arange(len(rows)), np.tile(np.arange(w), len(chosen))] = UNK_ID
-        occluded = WindowData(words, None if data.caps is None else data.caps[rows], data.lengths,
-                              **_extra_rows(data, rows))
+        batch = _rows(data, np.full(w + 1, t))  # row w stays the original window
+        batch.words[np.arange(w), np.arange(w)] = UNK_ID
         with no_grad():
-            s = self.model.scores_from_inputs(_input_vectors(self.model, occluded)).data[:, 0]
-        return scores[chosen][:, None] - s.reshape(len(chosen), w)
+            s = self.model.scores_from_inputs(_input_vectors(self.model, batch)).data[:, 0]
+        delta = s[w] - s[:w]
+        delta[data.words[t] == UNK_ID] = 0.0  # already <unk>: nothing to take away
+        return delta
 
 
 def explain_text(tagger: Tagger, text: str, indices: Sequence[int] | None = None,
@@ -173,13 +172,15 @@ def explain_text(tagger: Tagger, text: str, indices: Sequence[int] | None = None
     return Explainer(tagger).explain(text, indices, all_tokens)
 
 
-def _choose(n: int, locations: np.ndarray, indices: Sequence[int] | None, all_tokens: bool) -> list[int]:
+def _choose(n: int, locations: np.ndarray, indices: Sequence[int] | None,
+            all_tokens: bool) -> list[int]:
     """The token indices to explain, checked against the number of tokens."""
     if indices:
         bad = [i for i in indices if not 0 <= i < n]
         if bad:
             valid = f"0-{n - 1}" if n else "none: the text is empty"
-            raise ExplainError(f"--token {bad[0]}: the text has {n} token(s) (valid indices: {valid})")
+            raise ExplainError(f"--token {bad[0]}: the text has {n} token(s) "
+                               f"(valid indices: {valid})")
         return list(dict.fromkeys(indices))
     if all_tokens:
         return list(range(n))
@@ -192,7 +193,8 @@ def _context(sentences: list[list[Token]], window: int) -> list[list[str | None]
     for sentence in sentences:
         words = [t.text for t in sentence]
         for i in range(len(words)):
-            out.append([words[j] if 0 <= j < len(words) else None for j in range(i - half, i + half + 1)])
+            out.append([words[j] if 0 <= j < len(words) else None
+                        for j in range(i - half, i + half + 1)])
     return out
 
 
@@ -200,18 +202,16 @@ def _pad_word(offset: int) -> str:
     return PAD_START if offset < 0 else PAD_END
 
 
-def _extra_rows(data: WindowData, rows: np.ndarray) -> dict:
-    """The extra feature ids of `rows`, when this WindowData has extra features."""
-    extra = getattr(data, "extra", None)
-    return {"extra": {k: v[rows] for k, v in extra.items()}} if extra else {}
+def _rows(data: WindowData, rows: np.ndarray) -> WindowData:
+    """The windows `rows` of `data` (copies)."""
+    extra = {k: v[rows] for k, v in data.extra.items()}
+    return WindowData(data.words[rows], None if data.caps is None else data.caps[rows],
+                      data.lengths, extra)
 
 
 def _input_vectors(model: WindowClassifier, data: WindowData) -> Tensor:
     """x (n, k) for the windows of `data`, recording a graph back to the tables."""
-    extra = getattr(data, "extra", None)
-    if extra:
-        return model.input_vectors(data.words, data.caps, extra)
-    return model.input_vectors(data.words, data.caps)
+    return model.input_vectors(data.words, data.caps, data.extra)
 
 
 def render_explanation(doc: DocumentExplanation, digits: int = 2) -> str:
@@ -238,19 +238,25 @@ def _token_table(e: TokenExplanation, digits: int) -> list[str]:
     """Header line and one row per window position for one explained token."""
     columns = list(e.positions[0].contributions)
     verdict = "location" if e.location else "not a location"
-    parts = " + ".join(f"{name} {sum(p.contributions[name] for p in e.positions):.{digits}f}"
+    parts = " + ".join(f"{name} {_num(sum(p.contributions[name] for p in e.positions), digits)}"
                        for name in columns)
-    rest = f" + rest {e.remainder:.{digits}f}" if abs(e.remainder) >= 0.5 * 10 ** -digits else ""
+    rest = f" + rest {_num(e.remainder, digits)}" if abs(e.remainder) >= 0.5 * 10 ** -digits else ""
     head = (f"token {e.index} {e.token.text!r}: P(location) {e.probability:.3f} ({verdict}); "
-            f"s {e.score:.{digits}f} = {parts} + bias {e.bias:.{digits}f}{rest}")
+            f"s {_num(e.score, digits)} = {parts} + bias {_num(e.bias, digits)}{rest}")
     words = [p.word + ("" if p.known else "*") for p in e.positions]
     width = max(4, *(len(w) for w in words))
     num = max(9, digits + 6)
     rows = ["  pos  " + "text".ljust(width) + "".join(f"{c:>{num}}" for c in columns)
             + f"{'occlusion':>{num + 2}}"]
     for p, word in zip(e.positions, words):
-        cells = "".join(f"{p.contributions[c]:>{num}.{digits}f}" for c in columns)
-        occl = "-" if p.occlusion is None else f"{p.occlusion:.{digits}f}"
+        cells = "".join(f"{_num(p.contributions[c], digits):>{num}}" for c in columns)
+        occl = "-" if p.occlusion is None else _num(p.occlusion, digits)
         offset = f"{p.offset:+d}" if p.offset else "0"
         rows.append(f"  {offset:>3}  {word.ljust(width)}{cells}{occl:>{num + 2}}")
     return [head] + rows
+
+
+def _num(value: float, digits: int) -> str:
+    """value with `digits` decimals, never '-0.00'."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text

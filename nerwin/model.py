@@ -5,7 +5,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nerwin.engine import ACTIVATIONS, Tensor, affine, concat, gather, no_grad, sigmoid_bce
+from nerwin.engine import ACTIVATIONS, Tensor, affine, no_grad, sigmoid_bce
+from nerwin.engine.ops import gather_concat
 from nerwin.engine.activations import LEARNABLE
 from nerwin.engine.ops import stable_sigmoid
 
@@ -38,13 +39,16 @@ class WindowClassifier:
         self._act = ACTIVATIONS[shape.activation].apply
 
     @classmethod
-    def initialise(cls, shape: ModelShape, rng: np.random.Generator,
-                   embeddings: Array | None = None) -> WindowClassifier:
-        """Random parameters (Glorot-uniform weights, zero biases); `embeddings` seeds E."""
+    def initialise(cls, shape: ModelShape, rng: np.random.Generator, embeddings: Array | None = None,
+                   embedding_init: float | None = None) -> WindowClassifier:
+        """Random parameters (Glorot-uniform weights, zero biases); `embeddings` seeds E.
+
+        Random word vectors are N(0, embedding_init**2), by default N(0, 1 / embedding_dim).
+        """
         dtype = np.dtype(shape.dtype)
         arrays: dict[str, Array] = {}
         if embeddings is None:
-            scale = 1.0 / np.sqrt(shape.embedding_dim)
+            scale = 1.0 / np.sqrt(shape.embedding_dim) if embedding_init is None else embedding_init
             embeddings = rng.normal(0.0, scale, (shape.vocab_size, shape.embedding_dim))
         arrays["E"] = np.asarray(embeddings, dtype=dtype)
         for name, rows, dim in _feature_tables(shape):
@@ -75,12 +79,14 @@ class WindowClassifier:
     def input_vectors(self, words: Array, caps: Array | None = None,
                       extra: dict[str, Array] | None = None) -> Tensor:
         """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim + extra dims))."""
-        parts = [gather(self.params["E"], words, flatten=True)]
+        tables, ids = [self.params["E"]], [words]
         if self.shape.caps_dim:
-            parts.append(gather(self.params["F"], caps, flatten=True))
+            tables.append(self.params["F"])
+            ids.append(caps)
         for name, _, _ in self.shape.extra:
-            parts.append(gather(self.params[name], extra[name], flatten=True))
-        return parts[0] if len(parts) == 1 else concat(parts, axis=1)
+            tables.append(self.params[name])
+            ids.append(extra[name])
+        return gather_concat(tables, ids)
 
     def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None) -> Tensor:
         """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list."""

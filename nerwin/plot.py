@@ -14,8 +14,11 @@ from nerwin.errors import DataError, NerwinError
 
 METRICS = "metrics.jsonl"
 DEFAULT_NAME = "curves.png"
-INSTALL_HINT = ('nerwin plot needs matplotlib, an optional extra: python -m pip install "matplotlib>=3.8" '
-                '(or python -m pip install -e ".[plot]" in a clone)')
+INSTALL_HINT = ('nerwin plot needs matplotlib, an optional extra: python -m pip install '
+                '"matplotlib>=3.8" (or python -m pip install -e ".[plot]" in a clone)')
+PANEL_TITLES = {"diagnostics": "other diagnostics", "grad_norm": "gradient norm per parameter",
+                "update_ratio": "update size / weight size per step",
+                "scores": "logits of sampled windows by gold class"}  # known diagnostics groups
 LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
 
 Series = list[float | None]
@@ -34,7 +37,7 @@ class Curves:
     lr: Series
     best_epoch: int | None
     dev: dict[str, Series] = field(default_factory=dict)  # 'entity f1', 'token f1', ... in [0, 1]
-    diagnostics: dict[str, dict[str, Series]] = field(default_factory=dict)  # panel -> name -> values
+    diagnostics: dict[str, dict[str, Series]] = field(default_factory=dict)  # panel -> name -> y
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -44,7 +47,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not run_dir.is_dir():
         raise NerwinError(f"{run_dir}: run directory not found")
     if not path.is_file():
-        raise NerwinError(f"{run_dir}: no {METRICS}; is this a run directory written by nerwin train?")
+        raise NerwinError(f"{run_dir}: no {METRICS}; is this a run directory written by "
+                          "nerwin train?")
     records: dict[int, dict] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -53,9 +57,10 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"not a JSON object ({err.msg})", path, number) from None
-        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) \
-                or not _is_number(record.get("loss")):
-            raise DataError("expected an object with an integer 'epoch' and a number 'loss'", path, number)
+        if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
+                and _is_number(record.get("loss"))):
+            raise DataError("expected an object with an integer 'epoch' and a number 'loss'",
+                            path, number)
         records[record["epoch"]] = record
     if not records:
         raise DataError("no epoch recorded yet", path)
@@ -79,7 +84,7 @@ def curves_from_records(records: list[dict]) -> Curves:
 
 
 def _flatten(diagnostics: object) -> dict[tuple[str, str], float | None]:
-    """{(panel, series): value}: top-level numbers go to panel 'diagnostics', dicts get a panel each."""
+    """{(panel, series): value}: top-level numbers go to panel 'diagnostics', a dict to its own."""
     out: dict[tuple[str, str], float | None] = {}
     if not isinstance(diagnostics, dict):
         return out
@@ -153,7 +158,7 @@ def draw_curves(curves: Curves, title: str = ""):
     for ax in axes[:n]:
         if ax is axes[1] and not curves.dev:
             continue
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if first == last:  # one epoch: keep the axis on whole epochs
             ax.set_xlim(first - 0.5, last + 0.5)
         ax.set_xlabel("epoch")
@@ -181,7 +186,8 @@ def _mark_best(ax, curves: Curves) -> None:
 
 
 def _draw_loss(ax, curves: Curves) -> None:
-    ax.plot(curves.epochs, _values(curves.loss), marker="o", color="tab:blue", label="training loss")
+    ax.plot(curves.epochs, _values(curves.loss), marker="o", color="tab:blue",
+            label="training loss")
     ax.set_title("Training loss (mean cross-entropy per window)")
     ax.set_ylabel("loss")
     _mark_best(ax, curves)
@@ -189,17 +195,23 @@ def _draw_loss(ax, curves: Curves) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if len(lrs) > 1:  # a decaying learning rate gets its own axis
         twin = ax.twinx()
-        twin.plot(curves.epochs, _values(curves.lr), color="tab:gray", linestyle="--", label="learning rate")
+        twin.plot(curves.epochs, _values(curves.lr), color="tab:gray", linestyle="--",
+                  label="learning rate")
         twin.set_ylabel("learning rate")
         more = twin.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     elif lrs:
-        ax.text(0.98, 0.97, f"lr {lrs.pop():g}", transform=ax.transAxes, ha="right", va="top", color="0.4")
+        ax.text(0.98, 0.97, f"lr {lrs.pop():g}", transform=ax.transAxes, ha="right", va="top",
+                color="0.4")
     ax.legend(handles, labels, loc="center right")
 
 
-_DEV_STYLE = {"entity precision": ("tab:orange", "-", "s"), "entity recall": ("tab:green", "-", "^"),
-              "entity f1": ("tab:red", "-", "o"), "token f1": ("tab:purple", "--", None)}
+_DEV_STYLE = {  # series -> (label, colour, line style, marker)
+    "entity precision": ("Precision", "tab:orange", "-", "s"),
+    "entity recall": ("Recall", "tab:green", "-", "^"),
+    "entity f1": ("F1", "tab:red", "-", "o"),
+    "token f1": ("token F1", "tab:purple", "--", None),
+}
 
 
 def _draw_dev(ax, curves: Curves) -> None:
@@ -212,13 +224,14 @@ def _draw_dev(ax, curves: Curves) -> None:
         ax.set_yticks([])
         ax.set_ylabel("")
         return
-    for name, (color, style, marker) in _DEV_STYLE.items():
+    for name, (label, color, style, marker) in _DEV_STYLE.items():
         if name in curves.dev:
-            label = name.replace("entity ", "").replace("f1", "F1").capitalize() if "entity" in name else "token F1"
             ax.plot(curves.epochs, _values(curves.dev[name], 100), color=color, linestyle=style,
                     marker=marker, label=label)
     f1 = curves.dev.get("entity f1")
-    best = None if curves.best_epoch is None or f1 is None else f1[curves.epochs.index(curves.best_epoch)]
+    best = None
+    if curves.best_epoch is not None and f1 is not None:
+        best = f1[curves.epochs.index(curves.best_epoch)]
     if best is None:
         _mark_best(ax, curves)
     else:
@@ -230,12 +243,23 @@ def _draw_dev(ax, curves: Curves) -> None:
 
 
 def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves) -> None:
-    ax.set_title("other diagnostics" if panel == "diagnostics" else panel.replace("_", " "))
+    """A line per series; X.p10 with X.p90 become a band, X.p50 a dashed line; a colour per X."""
+    ax.set_title(PANEL_TITLES.get(panel, panel.replace("_", " ")))
+    colours = {}
     for name, values in series.items():
-        ax.plot(curves.epochs, _values(values), marker=".", label=name)
+        stem, _, stat = name.rpartition(".")
+        colour = colours.setdefault(stem or name, f"C{len(colours) % 10}")
+        if stat == "p90" and f"{stem}.p10" in series:
+            continue
+        if stat == "p10" and f"{stem}.p90" in series:
+            ax.fill_between(curves.epochs, _values(values), _values(series[f"{stem}.p90"]),
+                            color=colour, alpha=0.15, label=f"{stem} p10-p90")
+        else:
+            ax.plot(curves.epochs, _values(values), marker=".", color=colour, label=name,
+                    linestyle="--" if stat == "p50" else "-")
     positive = [v for values in series.values() for v in values if v is not None and v > 0]
     if positive and len(positive) == sum(v is not None for vs in series.values() for v in vs) \
             and max(positive) >= LOG_SPAN * min(positive):
         ax.set_yscale("log")
     _mark_best(ax, curves)
-    ax.legend(fontsize="small", ncols=2 if len(series) > 6 else 1)
+    ax.legend(fontsize="small", loc="best", ncols=2 if len(series) > 6 else 1)

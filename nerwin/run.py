@@ -150,7 +150,7 @@ class TrainingRun:
         extra = tuple((name, len(f), dims[name]) for name, f in features.items())
         shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
                            m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra)
-        return WindowClassifier.initialise(shape, self.rng, embeddings)
+        return WindowClassifier.initialise(shape, self.rng, embeddings, m.embedding_init)
 
     def _continue_from(self, model_dir: Path) -> Tagger:
         """A trained model whose vocabulary is extended with the new training words."""

@@ -244,6 +244,32 @@ class Gather(Function):
         return RowSparseGrad(ctx.ids, grad_out, ctx.table_shape), None
 
 
+class GatherConcat(Function):
+    """Rows of k tables gathered by k id arrays (n, w) and joined: (n, sum of w * d_i); row-sparse grads."""
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: Array) -> Array:
+        k = len(arrays) // 2
+        tables, ids = arrays[:k], arrays[k:]
+        n = len(ids[0])
+        widths = [i.shape[1] * t.shape[1] for t, i in zip(tables, ids)]
+        out = np.empty((n, sum(widths)), dtype=tables[0].dtype)
+        start = 0
+        for table, index, width in zip(tables, ids, widths):
+            out[:, start:start + width] = table[index].reshape(n, width)
+            start += width
+        ctx.ids, ctx.shapes, ctx.widths = ids, [t.shape for t in tables], widths
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad | None, ...]:
+        grads, start = [], 0
+        for index, shape, width in zip(ctx.ids, ctx.shapes, ctx.widths):
+            grads.append(RowSparseGrad(index, grad_out[:, start:start + width], shape))
+            start += width
+        return (*grads, *[None] * len(ctx.ids))
+
+
 class Exp(Function):
     """e**a elementwise."""
 
@@ -300,24 +326,31 @@ class SigmoidBCE(Function):
 
     @staticmethod
     def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
-        ctx.save_for_backward(z, y) if weight is None else ctx.save_for_backward(z, y, weight)
-        losses = softplus(z) - y * z
+        e = exp_neg_abs(z)
+        probs = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+        ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(probs, y, weight)
+        losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
         if weight is not None:
             losses = losses * weight
         return np.asarray(losses.mean(), dtype=z.dtype)
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array, None, None]:
-        z, y, *weight = ctx.saved
-        grad = (stable_sigmoid(z) - y) * (grad_out / z.size)
+        probs, y, *weight = ctx.saved
+        grad = (probs - y) * (grad_out / probs.size)
         if weight:
             grad = grad * weight[0]
-        return grad.astype(z.dtype, copy=False), None, None
+        return grad.astype(probs.dtype, copy=False), None, None
 
 
 def gather(table: Tensor, ids: Array, flatten: bool = False) -> Tensor:
     """Rows `ids` of `table`; with flatten, each id row's vectors joined into one row."""
     return Gather.apply(table, Tensor(np.asarray(ids)), flatten=flatten)
+
+
+def gather_concat(tables: Sequence[Tensor], ids: Sequence[Array]) -> Tensor:
+    """Each table's rows for its ids (n, w), flattened per row and joined in one op."""
+    return GatherConcat.apply(*tables, *[Tensor(np.asarray(i)) for i in ids])
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:

@@ -190,7 +190,10 @@ def _ops() -> Any:
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
-    """Nodes that `root` depends on, each after its inputs (iterative, no recursion limit)."""
+    """Op outputs that `root` depends on, each after its inputs (iterative, no recursion limit).
+
+    Leaves (parameters, inputs) are left out: backward only visits nodes that have an op.
+    """
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -204,7 +207,8 @@ def topological_order(root: Tensor) -> list[Tensor]:
         visited.add(id(node))
         stack.append((node, True))
         if node._ctx is not None:
-            stack.extend((p, False) for p in node._ctx.parents if p.requires_grad and id(p) not in visited)
+            stack.extend([(p, False) for p in node._ctx.parents
+                          if p._ctx is not None and id(p) not in visited])
     return order
 
 

@@ -68,6 +68,13 @@ def _gather_flat_case(rng: np.random.Generator):
     return (lambda table: ops.gather(table, ids, flatten=True)), {"table": _normal(rng, 6, 3)}
 
 
+def _gather_concat_case(rng: np.random.Generator):
+    words = np.array([[1, 1, 4, 2, 2], [0, 4, 4, 3, 1]])
+    caps = np.array([[0, 2, 2, 1, 0], [1, 1, 0, 0, 2]])
+    return ((lambda e, f: ops.gather_concat([e, f], [words, caps])),
+            {"E": _normal(rng, 6, 3), "F": _normal(rng, 3, 2)})
+
+
 def _bce_case(rng: np.random.Generator, weighted: bool):
     y = rng.integers(0, 2, 8).astype(np.float64)
     w = np.where(y == 1, 3.0, 1.0) if weighted else None
@@ -117,6 +124,7 @@ OP_CASES: list[OpCase] = [
     OpCase("concat axis=1", _binary(lambda a, b: ops.concat([a, b], axis=1), (3, 2), (3, 4))),
     OpCase("gather repeated ids", _gather_case, "ids repeat; gradient is row-sparse"),
     OpCase("gather flatten", _gather_flat_case, "windows of ids joined into rows"),
+    OpCase("gather_concat two tables", _gather_concat_case, "two tables, repeated ids, one op"),
     OpCase("max axis=1", lambda rng: ((lambda x: x.max(axis=1)), {"x": _distinct(rng, 3, 4)}),
            "entries 0.1 apart: no ties"),
     OpCase("max all", lambda rng: ((lambda x: x.max()), {"x": _distinct(rng, 3, 4)}),

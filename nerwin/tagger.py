@@ -11,7 +11,7 @@ from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.model import WindowClassifier
 
-SCORE_BATCH = 16384  # windows scored per forward at inference
+SCORE_BATCH = 4096  # windows scored per forward at inference (fits the caches better than larger batches)
 
 
 @dataclass

@@ -128,6 +128,7 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
             word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0) -> None:
     """Tag location names in text, files or stdin with a trained model."""
     from nerwin.formats import FORMATS, render
+    from nerwin.render import progress_bar as render_progress
     from nerwin.inputs import conll_sentences, raw_documents
     from nerwin.modelio import load_model
     from nerwin.predict import sentence_document, tag_documents, text_documents
@@ -141,8 +142,10 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
         else:
             docs = text_documents(raw_documents(texts or [], input_ or []))
         out = sys.stdout
-        for doc in tag_documents(tagger, docs, threshold):
-            out.write(render(doc, fmt, probs))
+        with render_progress(unit="doc", disable=None if input_ else True) as bar:
+            for doc in tag_documents(tagger, docs, threshold):
+                out.write(render(doc, fmt, probs))
+                bar.update(1)
         out.flush()
     except NerwinError as err:
         _fail(err)

@@ -32,6 +32,11 @@ class TqdmProgress:
             self.bar = None
 
 
+def progress_bar(unit: str, disable: bool | None = None) -> tqdm:
+    """A counter on stderr (silent off a terminal), e.g. documents tagged from files."""
+    return tqdm(unit=unit, file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True)
+
+
 def epoch_line(report: EpochReport) -> str:
     """One summary line per epoch."""
     dev = ""

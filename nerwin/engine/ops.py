@@ -310,9 +310,9 @@ def exp_neg_abs(z: Array) -> Array:
     return e
 
 
-def stable_sigmoid(z: Array) -> Array:
-    """1 / (1 + e**-z) for any finite z, without overflow or underflow."""
-    e = exp_neg_abs(z)
+def stable_sigmoid(z: Array, e: Array | None = None) -> Array:
+    """1 / (1 + e**-z) for any finite z, without overflow or underflow (e = exp_neg_abs(z) if known)."""
+    e = exp_neg_abs(z) if e is None else e
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
@@ -327,7 +327,7 @@ class SigmoidBCE(Function):
     @staticmethod
     def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
         e = exp_neg_abs(z)
-        probs = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+        probs = stable_sigmoid(z, e)
         ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(probs, y, weight)
         losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
         if weight is not None:

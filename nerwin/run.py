@@ -59,7 +59,7 @@ def read_corpus(path: str, config: Config) -> Corpus:
     """Read a CoNLL corpus with the config's columns and scheme."""
     d = config.data
     return read_conll(resolve_data_path(path), word_column=d.word_column, tag_column=d.tag_column,
-                      scheme=d.scheme)
+                      scheme=d.scheme, keep_columns=False)
 
 
 class TrainingRun:

@@ -54,11 +54,16 @@ class Corpus:
 
 
 def read_conll(path: str | Path, *, word_column: int = 0, tag_column: int | None = -1,
-               scheme: str = "auto", require_tags: bool = True) -> Corpus:
-    """Read a CoNLL file (scheme 'auto' detects it); a bad line raises DataError at path:line."""
+               scheme: str = "auto", require_tags: bool = True, keep_columns: bool = True) -> Corpus:
+    """Read a CoNLL file (scheme 'auto' detects it); a bad line raises DataError at path:line.
+
+    keep_columns=False drops the other columns (only words and tags kept), saving memory.
+    """
     text = _read_text(Path(path))
     sentences = tuple(parse_conll(text.split("\n"), str(path), word_column=word_column,
-                                  tag_column=tag_column, require_tags=require_tags))
+                                  tag_column=tag_column, require_tags=require_tags,
+                                  keep_columns=keep_columns))
+    del text
     if not sentences:
         message = "no sentences found (the file is empty or holds only -DOCSTART- lines)"
         raise DataError(message, path)
@@ -125,15 +130,17 @@ def _check_tag(tag: str, source: str, number: int) -> None:
         raise DataError(str(err), source, number) from None
 
 
-def _sentence(rows: list[tuple[str, ...]], first: int, word: int, tag: int | None) -> Sentence:
+def _sentence(rows: list[tuple[str, ...]], first: int, word: int, tag: int | None,
+              keep_columns: bool = True) -> Sentence:
     """A Sentence from its token rows."""
     columns = list(zip(*rows))
     tags = columns[tag] if tag is not None else ()
-    return Sentence(columns[word], tags, tuple(rows), first)
+    return Sentence(columns[word], tags, tuple(rows) if keep_columns else (), first)
 
 
 def parse_conll(lines: Iterable[str | bytes], source: str, *, word_column: int = 0,
-                tag_column: int | None = -1, require_tags: bool = True) -> Iterator[Sentence]:
+                tag_column: int | None = -1, require_tags: bool = True,
+                keep_columns: bool = True) -> Iterator[Sentence]:
     """Stream Sentences from CoNLL lines (str or UTF-8 bytes); errors name source:line."""
     layout: tuple[int, int, int | None] | None = None
     rows: list[tuple[str, ...]] = []
@@ -142,7 +149,7 @@ def parse_conll(lines: Iterable[str | bytes], source: str, *, word_column: int =
         fields = line.split()
         if not fields or fields[0] == DOCSTART:
             if rows:
-                yield _sentence(rows, first, layout[1], layout[2])
+                yield _sentence(rows, first, layout[1], layout[2], keep_columns)
                 rows = []
             continue
         if layout is None:
@@ -157,7 +164,7 @@ def parse_conll(lines: Iterable[str | bytes], source: str, *, word_column: int =
             first = number
         rows.append(tuple(fields))
     if rows:
-        yield _sentence(rows, first, layout[1], layout[2])
+        yield _sentence(rows, first, layout[1], layout[2], keep_columns)
 
 
 def _resolve_scheme(sentences: Sequence[Sentence], scheme: str, source: str) -> str:

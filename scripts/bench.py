@@ -516,7 +516,8 @@ def section_memory(folder: Path, args, mode: str, report: Report, raw: dict) -> 
     for r in range(repeats):
         with tempfile.TemporaryDirectory(prefix="nerwin-bench-train-") as tmp:
             cmd = [sys.executable, "-m", "nerwin", "train", "--config", "configs/conll2003.yaml",
-                   "--set", f"data.vectors={os.path.relpath(bc.VECTORS_50D, bc.ROOT)}", "--set", "train.epochs=1",
+                   "--set", f"data.vectors={os.path.relpath(bc.VECTORS_50D, bc.ROOT)}",
+                   "--set", "model.embedding_dim=50", "--set", "train.epochs=1",
                    "--out", str(Path(tmp) / "run")]
             started = time.perf_counter()
             _, peak = launch(cmd, threads, {"NERWIN_CACHE": str(Path(tmp) / "cache")})
@@ -524,7 +525,7 @@ def section_memory(folder: Path, args, mode: str, report: Report, raw: dict) -> 
             rss.append(peak)
         note(f"  repeat {r + 1}/{repeats} nerwin train (1 epoch, 50-d vectors): peak {peak:.0f} MB, "
              f"{secs[-1]:.1f} s wall")
-    shown = shlex.join(["nerwin"] + cmd[3:10])
+    shown = shlex.join(["nerwin"] + cmd[3:12])
     report.add(f"peak RSS of a CoNLL-2003 training run, MB (`{shown}`, fresh vector cache)",
                threads, {"nerwin": rss}, ratios=False)
     report.add("… wall seconds of that run (start-up, data, vectors, 1 epoch, dev eval, save)", threads,

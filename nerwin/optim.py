@@ -15,6 +15,7 @@ class SGD:
         self.params = dict(params)
         self.lr = lr
         self.scales = dict(scales or {})
+        self._steps: dict[str, np.ndarray] = {}  # one reused buffer per dense parameter
 
     def step(self) -> None:
         """Apply one update from the current gradients, then clear them."""
@@ -26,7 +27,11 @@ class SGD:
             if isinstance(grad, RowSparseGrad):
                 sparse_update(p.data, grad, lr)
             else:
-                p.data -= np.asarray(lr, p.data.dtype) * grad
+                step = self._steps.get(name)
+                if step is None or step.shape != p.data.shape or step.dtype != p.data.dtype:
+                    step = self._steps[name] = np.empty_like(p.data)
+                np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
+                p.data -= step
 
 
 def sparse_update(table: np.ndarray, grad: RowSparseGrad, lr: float) -> None:

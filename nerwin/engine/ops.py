@@ -305,6 +305,8 @@ EXP_CUTOFF = 80.0  # e**-80 is still a normal float32; beyond it e**-|z| is take
 def exp_neg_abs(z: Array) -> Array:
     """e**-|z| without overflow or underflow: exactly 0 where |z| > EXP_CUTOFF."""
     magnitude = np.abs(z)
+    if magnitude.size and magnitude.max() <= EXP_CUTOFF:  # the usual case: one exp, nothing to mask
+        return np.exp(-magnitude)
     e = np.exp(-np.minimum(magnitude, EXP_CUTOFF))
     e[magnitude > EXP_CUTOFF] = 0.0
     return e
@@ -327,7 +329,7 @@ class SigmoidBCE(Function):
     @staticmethod
     def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
         e = exp_neg_abs(z)
-        probs = stable_sigmoid(z, e)
+        probs = (np.where(z >= 0, 1.0, e) / (1.0 + e)).astype(z.dtype, copy=False)
         ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(probs, y, weight)
         losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
         if weight is not None:

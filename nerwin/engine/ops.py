@@ -102,7 +102,7 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
         a, b = ctx.saved
-        return grad_out @ b.T, _outer_or_matmul(a, grad_out)
+        return _times_transpose(grad_out, b), _outer_or_matmul(a, grad_out)
 
 
 class Affine(Function):
@@ -118,8 +118,15 @@ class Affine(Function):
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array | None, Array, Array]:
         x, w = ctx.saved
-        grad_x = grad_out @ w.T if ctx.needs_input_grad[0] else None
+        grad_x = _times_transpose(grad_out, w) if ctx.needs_input_grad[0] else None
         return grad_x, _outer_or_matmul(x, grad_out), grad_out.sum(axis=0)
+
+
+def _times_transpose(grad_out: Array, w: Array) -> Array:
+    """grad_out @ w.T; an outer product when w has one column (BLAS is slow with k = 1)."""
+    if w.shape[1] == 1:
+        return np.multiply.outer(grad_out[:, 0], w[:, 0])
+    return grad_out @ w.T
 
 
 def _outer_or_matmul(x: Array, grad_out: Array) -> Array:

@@ -93,8 +93,8 @@ def evaluate(model: Annotated[Path, typer.Option("--model", "-m", help="Model di
 @app.command()
 def gradcheck(config: ConfigOpt = None, set_: SetOpt = None,
               model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Also check a trained model on a batch of its data.")] = None,
-              eps: Annotated[float, typer.Option(help="Central-difference step h.")] = 1e-4,
-              tol: Annotated[float, typer.Option(help="Largest relative error that passes.")] = 1e-6) -> None:
+              eps: Annotated[float, typer.Option(help="Central-difference step h.", min=1e-12, max=1.0)] = 1e-4,
+              tol: Annotated[float, typer.Option(help="Largest relative error that passes.", min=0.0)] = 1e-6) -> None:
     """Check every gradient of the engine and of a window classifier numerically (float64)."""
     from nerwin import api
     from nerwin.config import load_config
@@ -135,6 +135,9 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
+    if pretokenized and texts:
+        raise typer.BadParameter("--pretokenized reads CoNLL from --input files or stdin, not TEXT",
+                                 param_hint="--pretokenized")
     try:
         tagger, _, _ = load_model(model)
         if pretokenized:
@@ -149,6 +152,11 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
         out.flush()
     except NerwinError as err:
         _fail(err)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        sys.stdout = open(os.devnull, "w")
+    except OSError as err:
+        typer.echo(f"error: cannot write the output ({err.strerror})", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from nerwin.errors import ConfigError
 
 # What PyYAML's safe loader raises besides YAMLError (bad !!float/!!int/!!bool tags, deep nesting)
 YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
-SCHEME_NAMES = ("auto", "IOB1", "IOB2", "IOBES", "BIOES", "IO")
+SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class TrainConfig:
     epochs: int = 10                         # passes over the training windows
     batch_size: int = 32                     # windows per SGD step
     lr: float = 0.3                          # learning rate alpha
-    lr_decay: float = 0.0                    # lr / (1 + lr_decay * epoch)
+    lr_decay: float = 0.0                    # epoch e uses lr / (1 + lr_decay * (e - 1))
     embedding_lr_scale: float = 1.0          # word vectors learn at lr * this (0 = frozen)
     pos_weight: float = 1.0                  # loss weight of location windows
     unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>

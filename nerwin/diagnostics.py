@@ -30,9 +30,12 @@ class GradientMonitor:
         for name, p in params.items():
             if p.grad is None:
                 continue
-            grad = p.grad.coalesce().rows if isinstance(p.grad, RowSparseGrad) else p.grad
+            if isinstance(p.grad, RowSparseGrad):
+                summed = p.grad.coalesce()
+                grad, weight = summed.rows, p.data[summed.ids]
+            else:
+                grad, weight = p.grad, p.data
             norm = float(np.linalg.norm(grad))
-            weight = p.data[np.unique(p.grad.ids)] if isinstance(p.grad, RowSparseGrad) else p.data
             self.norms.setdefault(name, []).append(norm)
             if p.data.ndim != 2:
                 continue  # update ratios are for weight matrices and tables (biases start at 0)

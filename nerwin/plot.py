@@ -74,13 +74,18 @@ def curves_from_records(records: list[dict]) -> Curves:
                     [_number(r.get("lr")) for r in records], best[-1] if best else None)
     for level in ("entity", "token"):
         for metric in ("precision", "recall", "f1"):
-            values = [_number(((r.get("dev") or {}).get(level) or {}).get(metric)) for r in records]
+            values = [_number(_mapping(_mapping(r.get("dev")).get(level)).get(metric)) for r in records]
             if any(v is not None for v in values):
                 curves.dev[f"{level} {metric}"] = values
     flat = [_flatten(r.get("diagnostics")) for r in records]
     for panel, name in dict.fromkeys(key for f in flat for key in f):
         curves.diagnostics.setdefault(panel, {})[name] = [f.get((panel, name)) for f in flat]
     return curves
+
+
+def _mapping(value: object) -> dict:
+    """`value` if it is a JSON object, else an empty one (a malformed log entry draws nothing)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _flatten(diagnostics: object) -> dict[tuple[str, str], float | None]:

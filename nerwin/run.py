@@ -74,6 +74,7 @@ class TrainingRun:
         self.notes: list[str] = []
         self.rng = np.random.default_rng(config.train.seed)
         self.state = TrainState()
+        self.finished = False  # set by resume() for a run that already ended
         self.reports: list[EpochReport] = []
         self.train_corpus = read_corpus(config.data.train, config)
         self.dev_corpus = read_corpus(config.data.dev, config) if config.data.dev else None
@@ -92,11 +93,16 @@ class TrainingRun:
         if not (checkpoint / "meta.json").is_file():
             raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
         tagger, config, meta = load_model(checkpoint)
+        state = TrainState.from_dict(meta["train_state"])
         run = cls(config, out_dir, _resume=True)
+        run.finished = state.epoch > config.train.epochs or state.since_best >= config.train.patience
         run.tagger = tagger
-        run.state = TrainState.from_dict(meta["train_state"])
+        run.state = state
         run._prepare_data()
-        run.notes.append(f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}")
+        if run.finished:
+            run.notes.append(f"{out_dir}: the run already finished; nothing to resume")
+        else:
+            run.notes.append(f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}")
         return run
 
     def _check_location_types(self) -> None:
@@ -195,6 +201,8 @@ class TrainingRun:
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train; after each epoch save the best model, the last one and a checkpoint."""
+        if self.finished:
+            return
         evaluate = self.evaluate if self.evaluator else None
         with _stop_on_signals() as stop:
             try:

@@ -332,3 +332,13 @@ def test_cli_relative_data_path_found_from_another_directory(run: TrainedRun, tm
     result = invoke(["evaluate", "--model", run.model, "--data", "data/default/dev.txt", "--json"])
     assert_ok(result)
     assert json.loads(result.stdout) == api.evaluate(run.model, ROOT / "data/default/dev.txt").to_dict()
+
+
+def test_cli_predict_pretokenized_with_text_is_usage_error(run: TrainedRun) -> None:
+    result = invoke(["predict", "--model", str(run.out_dir / "model"), "--pretokenized", "Paris"])
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("option", [["--eps", "0"], ["--tol", "-1"]])
+def test_cli_gradcheck_rejects_bad_tolerances(option: list[str]) -> None:
+    assert invoke(["gradcheck", *option]).exit_code == 2

@@ -225,3 +225,20 @@ def test_resume_meta_records_seed_and_versions(tmp_path: Path) -> None:
         assert versions["numpy"] == np.__version__
         for package in ("pyyaml", "typer"):
             assert versions[package] == version(package), package
+
+
+def test_resume_early_stopped_run_trains_no_further(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    meta_path = out / "last" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["train_state"].update(epoch=2, since_best=99)  # as if patience had run out after epoch 1
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    before = [m["epoch"] for m in metrics(out)]
+    result = invoke(["train", "--resume", out])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "already finished" in result.stderr
+    assert [m["epoch"] for m in metrics(out)] == before
+    assert_bit_identical(out / "model" / "weights.npz", straight / "model" / "weights.npz")

@@ -325,11 +325,6 @@ def stable_sigmoid(z: Array, e: Array | None = None) -> Array:
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
-def softplus(z: Array) -> Array:
-    """log(1 + e**z) = max(z, 0) + log1p(e**-|z|), finite for any finite z."""
-    return np.maximum(z, 0.0) + np.log1p(exp_neg_abs(z))
-
-
 class SigmoidBCE(Function):
     """Mean of weight * cross-entropy(sigmoid(z), y) from logits z; finite for any z."""
 

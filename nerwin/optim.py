@@ -34,9 +34,15 @@ class SGD:
                 p.data -= step
 
 
+_COLUMNS: dict[int, np.ndarray] = {}
+
+
 def sparse_update(table: np.ndarray, grad: RowSparseGrad, lr: float) -> None:
     """table[ids] -= lr * rows, summing repeated ids; touches only those rows (never V x d)."""
     d = table.shape[1]
-    flat_index = (grad.ids[:, None] * d + np.arange(d)).reshape(-1)
+    columns = _COLUMNS.get(d)
+    if columns is None:
+        columns = _COLUMNS[d] = np.arange(d)
+    flat_index = (grad.ids[:, None] * d + columns).reshape(-1)
     step = grad.rows.reshape(-1) * np.asarray(lr, table.dtype)
     np.subtract.at(table.reshape(-1), flat_index, step)

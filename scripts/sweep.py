@@ -55,7 +55,7 @@ def main() -> None:
             print(json.dumps(record), flush=True)
         spread = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
         rows.append((name, statistics.mean(f1s), spread, min(f1s), max(f1s), statistics.mean(secs)))
-    print(f"\n| variant | dev LOC F1 mean | std | min | max | seconds/run |\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| variant | dev LOC F1 mean | std | min | max | seconds/run |\n| --- | --- | --- | --- | --- | --- |")
     for name, mean, spread, lo, hi, sec in rows:
         print(f"| {name} | {mean:.2f} | {spread:.2f} | {lo:.2f} | {hi:.2f} | {sec:.0f} |")
 

@@ -44,3 +44,19 @@ def shared_embeddings() -> Path:
     if not (EMBEDDINGS_DIR / "minilm-50d.txt.gz").is_file():
         pytest.skip(f"pretrained vectors not found at {EMBEDDINGS_DIR} (shared data is absent)")
     return EMBEDDINGS_DIR
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory):
+    """A small model trained once per session on the bundled corpus (see tests/_trained.py)."""
+    from _trained import trained_run
+
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tagger(run):
+    """The shared run's best model, loaded."""
+    from nerwin.modelio import load_model
+
+    return load_model(run.model)[0]

@@ -7,18 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import DEV, TRAIN, TrainedRun, assert_ok, invoke, trained_run
+from _trained import DEV, TRAIN, TrainedRun, assert_ok, invoke
 from nerwin import api
 from nerwin.config import load_config
 from nerwin.data.conll import read_conll
 from nerwin.errors import DataError, ModelError, NerwinError
 from nerwin.metrics import Scores
 from nerwin.modelio import load_model
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
 
 
 def test_api_train_returns_dev_scores(run: TrainedRun) -> None:

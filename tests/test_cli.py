@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import DEV, ROOT, TrainedRun, assert_ok, assert_user_error, invoke, trained_run
+from _trained import DEV, ROOT, TrainedRun, assert_ok, assert_user_error, invoke
 from nerwin import __version__, api
 from nerwin.config import load_config
 from nerwin.engine.opcases import OP_CASES
@@ -19,11 +19,6 @@ from nerwin.metrics import conlleval_report
 from nerwin.modelio import FILES
 
 COMMANDS = ("train", "evaluate", "predict", "gradcheck")
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

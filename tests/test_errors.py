@@ -19,16 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import DEV, TRAIN, TrainedRun, invoke, trained_run
+from _trained import DEV, TRAIN, TrainedRun, invoke
 
 FAST = ("--set", "train.epochs=1")
 GOOD = "Paris B-LOC\nis O\nnice O\n\n"  # lines 1-3, blank line 4
 SENTINEL = b"results of an earlier run; must survive any failed command\n"
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

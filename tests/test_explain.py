@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from _trained import TrainedRun, assert_ok, assert_user_error, invoke, trained_run
+from _trained import TrainedRun, assert_ok, assert_user_error, invoke
 from nerwin import api
 from nerwin.config import load_config
 from nerwin.data.caps import N_CAPS
@@ -19,16 +19,6 @@ from nerwin.tagger import Tagger
 
 PARIS = "The museums in Paris are amazing."
 WORDS = ["the", "museums", "in", "paris", "are", "amazing", "went", "to", "rome", "."]
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tagger(run: TrainedRun) -> Tagger:
-    return load_model(run.model)[0]
 
 
 def _hand_tagger(activation: str, hidden: tuple[int, ...], seed: int = 0) -> Tagger:

@@ -7,18 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from _trained import TrainedRun, assert_ok, assert_user_error, invoke, trained_run
+from _trained import TrainedRun, assert_ok, assert_user_error, invoke
 from nerwin.errors import DataError, NerwinError
 from nerwin.plot import (
     INSTALL_HINT, PlotUnavailable, curves_from_records, draw_curves, plot_run, read_metrics,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
 
 
 def _dev(f1: float) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import DEV, TrainedRun, assert_ok, invoke, trained_run
+from _trained import DEV, TrainedRun, assert_ok, invoke
 from nerwin import api
 from nerwin.data.conll import Sentence, location_labels, read_conll
 from nerwin.metrics import LocationEvaluator
@@ -35,16 +35,6 @@ DOCS = [
     "MONTEVIDEO 2023-06-18",
 ]
 LONG_UNIT = "we flew from Paris to London and then "  # 8 tokens, no sentence end
-
-
-@pytest.fixture(scope="session")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def tagger(run: TrainedRun) -> Tagger:
-    return load_model(run.model)[0]
 
 
 @pytest.fixture(scope="session")

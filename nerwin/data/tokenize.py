@@ -22,7 +22,7 @@ _W = (
 )
 _CLITIC = r"['’](?i:s|re|ve|ll|d|m|t)(?!\w)"
 # Inside a word: - . & an apostrophe that starts no clitic, and , : / between digits.
-_JOIN = rf"(?:[-.&]|['’](?!(?i:s|re|ve|ll|d|m|t)(?!\w))|(?<=\d)[,:/](?=\d))"
+_JOIN = r"(?:[-.&]|['’](?!(?i:s|re|ve|ll|d|m|t)(?!\w))|(?<=\d)[,:/](?=\d))"
 _NO_URL_END = r"""[^\s<>"“”.,;:!?'’)\]}]"""
 
 # One finditer pass; words come second because most tokens are words. Every quantifier that could

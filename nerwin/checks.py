@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from nerwin.engine import ACTIVATIONS, Tensor
+from nerwin.engine.activations import KINKS
 from nerwin.engine.gradcheck import GradResult, check_gradients, dense, relative_error
 from nerwin.engine.ops import stable_sigmoid
 from nerwin.model import ModelShape, WindowClassifier
@@ -36,9 +37,6 @@ def demo_model(rng: np.random.Generator, activation: str = "tanh", caps: bool = 
                        activation=activation, caps_dim=3 if caps else 0, n_caps=6 if caps else 0,
                        dtype="float64", extra=extra)
     return WindowClassifier.initialise(shape, rng)
-
-
-KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}
 
 
 def smooth_windows(model: WindowClassifier, words: Array, caps: Array | None, margin: float,

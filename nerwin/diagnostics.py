@@ -78,12 +78,13 @@ def diagnose(model: WindowClassifier, monitor: GradientMonitor, sample: WindowDa
              previous: Diagnostics | None = None) -> Diagnostics:
     """Summarise the epoch's gradients and probe the model's units and scores on `sample`."""
     norms, ratios = monitor.summary()
-    zs = model.pre_activations(sample.words, sample.caps, sample.extra)
+    zs: list[np.ndarray] = []
+    with no_grad():  # one pass gives the pre-activations and the scores
+        scores = model.scores_from_inputs(model.input_vectors(sample.words, sample.caps, sample.extra),
+                                          zs).data.reshape(-1)
     act = model.shape.activation
     dead = float(np.mean([np.mean((z <= 0).all(axis=0)) for z in zs])) if act in RELU_LIKE else None
     saturated = float(np.mean([np.mean(np.abs(z) > SATURATION) for z in zs])) if act in SATURATING else None
-    with no_grad():
-        scores = model.forward(sample.words, sample.caps, sample.extra).data
     diag = Diagnostics(norms, ratios, dead, saturated, {
         "positive": _spread(scores[labels > 0]), "negative": _spread(scores[labels <= 0])})
     diag.warnings = _warnings(diag, previous, act)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from nerwin.data.conll import conll_rows
 from nerwin.data.schemes import binary_to_spans, spans_to_iob2
 from nerwin.predict import TaggedDocument
 
@@ -25,7 +26,7 @@ def render_conll(doc: TaggedDocument, label: str = "LOC") -> str:
     for i, (tokens, labels) in enumerate(zip(doc.sentences, doc.labels)):
         tags = spans_to_iob2(binary_to_spans(labels), len(tokens), label)
         rows = doc.columns[i].columns if doc.columns and doc.columns[i].columns else [(t.text,) for t in tokens]
-        blocks.append("".join(" ".join((*row, tag)) + "\n" for row, tag in zip(rows, tags)))
+        blocks.append(conll_rows(rows, tags))
     return "\n".join(blocks) + ("\n" if blocks else "")
 
 

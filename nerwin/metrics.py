@@ -95,10 +95,6 @@ class LocationEvaluator:
             raise ValueError("predicted must hold only 0 and 1")
         return predicted.astype(bool)
 
-    def predicted_spans(self, predicted: NDArray) -> NDArray[np.int64]:
-        """Maximal runs of 1 within sentences (k, 2), half-open token offsets."""
-        return self._runs(self._check(predicted))
-
     def _runs(self, pred: NDArray[np.bool_]) -> NDArray[np.int64]:
         """Runs of True (k, 2) that never cross a sentence boundary."""
         before = np.concatenate(([False], pred[:-1])) & ~self._first

@@ -190,8 +190,12 @@ def write_conll(sentences: Iterable[Sentence], predicted: Iterable[Sequence[str]
         if len(tags) != len(rows):
             raise ValueError(f"{len(tags)} predicted tags for a sentence of {len(rows)} tokens "
                              f"(line {sentence.line})")
-        out.write("".join(" ".join((*row, tag)) + "\n" for row, tag in zip(rows, tags)))
-        out.write("\n")
+        out.write(conll_rows(rows, tags) + "\n")
+
+
+def conll_rows(rows: Sequence[Sequence[str]], tags: Sequence[str]) -> str:
+    """One line per token: its columns, then its tag, space-separated."""
+    return "".join(" ".join((*row, tag)) + "\n" for row, tag in zip(rows, tags))
 
 
 def location_spans(corpus: Corpus, location_types: Sequence[str]) -> NDArray[np.int64]:

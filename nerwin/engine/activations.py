@@ -183,7 +183,8 @@ ACTIVATIONS: dict[str, type[Function]] = {
     "gelu": GELU,
     "gelu_sigmoid": GELUSigmoid,
 }
-LEARNABLE = {"prelu"}  # activations that take a learnable slope tensor as a second input
+LEARNABLE = {"prelu"}
+KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}  # no derivative  # activations that take a learnable slope tensor as a second input
 
 
 def activation(name: str) -> Callable[..., Tensor]:

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from nerwin.engine import ops
-from nerwin.engine.activations import ACTIVATIONS
+from nerwin.engine.activations import ACTIVATIONS, KINKS
 from nerwin.engine.gradcheck import GradResult, check_gradients
 from nerwin.engine.tensor import Tensor
 
@@ -89,8 +89,7 @@ def _maximum_case(rng: np.random.Generator):
 
 def _activation_case(name: str) -> OpCase:
     cls = ACTIVATIONS[name]
-    kinks = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}
-    shift = kinks.get(name, ())
+    shift = KINKS.get(name, ())
 
     def build(rng: np.random.Generator):
         x = away_from(_normal(rng, 6, 5) * 2, shift)

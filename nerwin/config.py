@@ -99,6 +99,7 @@ class TrainConfig:
     embedding_lr_scale: float = 1.0          # word vectors learn at lr * this (0 = frozen)
     pos_weight: float = 1.0                  # loss weight of location windows
     unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>
+    dropout: float = 0.0                     # chance each hidden unit is zeroed in a training step
     patience: int = 3                        # stop after this many epochs without a better dev F1
     threshold: float = 0.5                   # decision threshold on P(location)
     tune_threshold: bool = False             # pick the threshold that maximises dev F1
@@ -112,6 +113,7 @@ class TrainConfig:
             ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
             ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
+            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
             ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nerwin.engine import ACTIVATIONS, Tensor, affine, no_grad, sigmoid_bce
-from nerwin.engine.ops import gather_concat
+from nerwin.engine.ops import dropout as drop_units, gather_concat
 from nerwin.engine.activations import LEARNABLE
 from nerwin.engine.ops import stable_sigmoid
 
@@ -27,6 +27,14 @@ class ModelShape:
     n_caps: int = 0
     dtype: str = "float32"
     extra: tuple[tuple[str, int, int], ...] = ()  # more feature tables: (name, rows, dim)
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Training-time dropout of hidden units: the chance to drop each, and where masks come from."""
+
+    rate: float
+    rng: np.random.Generator
 
 
 class WindowClassifier:
@@ -88,8 +96,12 @@ class WindowClassifier:
             ids.append(extra[name])
         return gather_concat(tables, ids)
 
-    def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None) -> Tensor:
-        """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list."""
+    def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None,
+                           dropout: Dropout | None = None) -> Tensor:
+        """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list.
+
+        With `dropout` (training only), each hidden unit is dropped with chance dropout.rate.
+        """
         h = x
         for i in range(1, self.n_layers + 1):
             z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
@@ -97,6 +109,8 @@ class WindowClassifier:
                 pre_activations.append(z.data)
             slope = self.params.get(_name("a", i, self.shape))
             h = self._act(z) if slope is None else self._act(z, slope)
+            if dropout is not None:
+                h = drop_units(h, dropout.rate, dropout.rng)
         return affine(h, self.params["u"], self.params["c"])
 
     def pre_activations(self, words: Array, caps: Array | None = None,
@@ -113,9 +127,10 @@ class WindowClassifier:
         return self.scores_from_inputs(self.input_vectors(words, caps, extra)).reshape(-1)
 
     def loss(self, words: Array, caps: Array | None, labels: Array,
-             weight: Array | None = None, extra: dict[str, Array] | None = None) -> Tensor:
+             weight: Array | None = None, extra: dict[str, Array] | None = None,
+             dropout: Dropout | None = None) -> Tensor:
         """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels."""
-        logits = self.scores_from_inputs(self.input_vectors(words, caps, extra))  # (n, 1)
+        logits = self.scores_from_inputs(self.input_vectors(words, caps, extra), dropout=dropout)  # (n, 1)
         return sigmoid_bce(logits, labels.reshape(-1, 1),
                            None if weight is None else weight.reshape(-1, 1))
 

@@ -14,7 +14,7 @@ from nerwin.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagn
 from nerwin.data.vocab import UNK_ID
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import Scores
-from nerwin.model import WindowClassifier
+from nerwin.model import Dropout, WindowClassifier
 from nerwin.optim import SGD
 
 PROGRESS_EVERY = 64  # batches between progress updates
@@ -153,13 +153,14 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     if cfg.unk_prob > 0 and data.rare is not None:
         words[data.rare[words] & (rng.random(words.shape) < cfg.unk_prob)] = UNK_ID
     weights = np.where(labels > 0, cfg.pos_weight, 1.0) if cfg.pos_weight != 1 else None
+    dropout_key = int(rng.integers(2**62)) if cfg.dropout > 0 else None  # drawn only when used
     batch, n = cfg.batch_size, len(labels)
     steps_before = (state.epoch - 1) * -(-n // batch)
     progress.start(state.epoch, n)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             _steps(model, optimizer, (words, caps, labels, weights, extra), cfg, state, progress,
-                   should_stop, monitor, steps_before)
+                   should_stop, monitor, steps_before, dropout_key)
     except FloatingPointError:
         raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, float("nan"), state.epoch) from None
     finally:
@@ -169,7 +170,7 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
 
 def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainConfig, state: TrainState,
            progress: Progress, should_stop: Callable[[], bool], monitor: GradientMonitor | None,
-           steps_before: int) -> None:
+           steps_before: int, dropout_key: int | None = None) -> None:
     """The SGD steps of one epoch from batch `state.step`, over pre-shuffled arrays."""
     words, caps, labels, weights, extra = arrays
     batch, n = cfg.batch_size, len(labels)
@@ -179,7 +180,8 @@ def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainCon
         stop = start + batch
         loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
                           labels[start:stop], None if weights is None else weights[start:stop],
-                          {name: ids[start:stop] for name, ids in extra.items()})
+                          {name: ids[start:stop] for name, ids in extra.items()},
+                          dropout=_dropout(cfg.dropout, dropout_key, state.step))
         value = float(loss.data)
         if not math.isfinite(value):
             raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)
@@ -191,3 +193,10 @@ def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainCon
         state.step += 1
         if state.step % PROGRESS_EVERY == 0:
             progress.advance(batch * PROGRESS_EVERY, value)
+
+
+def _dropout(rate: float, key: int | None, step: int) -> Dropout | None:
+    """This step's dropout: masks seeded by (epoch key, step), so a resumed epoch draws the same ones."""
+    if key is None:
+        return None
+    return Dropout(rate, np.random.default_rng([key, step]))

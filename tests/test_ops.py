@@ -8,6 +8,7 @@ import pytest
 
 from nerwin.engine import (RowSparseGrad, Tensor, affine, concat, gather, maximum, sigmoid_bce,
                            stable_sigmoid)
+from nerwin.engine import ops
 from nerwin.engine.gradcheck import check_gradients
 from nerwin.engine.opcases import OP_CASES, check_op
 
@@ -269,3 +270,27 @@ def test_ops_affine_one_row_matches_general_path(rng):
     np.testing.assert_allclose(w.grad, x_row.T @ g_row, rtol=1e-15)
     np.testing.assert_allclose(b.grad, g_row[0], rtol=1e-15)
     np.testing.assert_allclose(x.grad, g_row @ w_data.T, rtol=1e-15)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_ops_dropout_drops_about_rate_and_keeps_the_mean(rate):
+    x = Tensor(np.ones((400, 300), np.float32), requires_grad=True)
+    y = ops.dropout(x, rate, np.random.default_rng(0))
+    dropped = y.data == 0
+    assert abs(dropped.mean() - rate) < 0.01
+    assert abs(y.data.mean() - 1.0) < 0.01 and y.data.dtype == np.float32
+    y.sum().backward()
+    assert np.array_equal(x.grad, y.data)  # the gradient passes exactly the kept, scaled units
+
+
+def test_ops_dropout_rate_zero_is_the_same_tensor():
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    assert ops.dropout(x, 0.0, np.random.default_rng(0)) is x
+
+
+def test_ops_dropout_same_generator_state_same_mask():
+    x = Tensor(np.ones((5, 7)))
+    a = ops.dropout(x, 0.4, np.random.default_rng([3, 9])).data
+    b = ops.dropout(x, 0.4, np.random.default_rng([3, 9])).data
+    c = ops.dropout(x, 0.4, np.random.default_rng([3, 10])).data
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -20,6 +20,7 @@ from nerwin.modelio import FILES, load_model
 
 # Small steps so an epoch lasts a second or two and a signal lands in the middle of one.
 SLOW = ("--set", "train.batch_size=2", "--set", "train.lr=0.03", "--set", "train.epochs=3",
+        "--set", "train.dropout=0.2",  # dropout masks must replay exactly on resume too
         "--set", "train.patience=10")
 FAST = ("--set", "train.epochs=1")
 TEXT = "The museums in Paris are amazing. She flew from Nairobi to Berlin on Monday."

@@ -14,7 +14,7 @@ from nerwin.data.vocab import UNK_ID, Vocab, build_vocab
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import PRF, Scores
 from nerwin.model import ModelShape, WindowClassifier
-from nerwin.training import EpochReport, TrainingData, train_epochs
+from nerwin.training import EpochReport, Interrupted, TrainingData, train_epochs
 
 PLACES = ["Paris", "Berlin", "Oslo", "Lima", "Cairo", "Tokyo"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -212,9 +212,9 @@ def _spy_on_batches(model: WindowClassifier, monkeypatch) -> list[tuple]:
     seen = []
     loss = model.loss
 
-    def spy(words, caps, labels, weight=None, extra=None):
+    def spy(words, caps, labels, weight=None, extra=None, **kwargs):
         seen.append((words.copy(), labels.copy(), None if weight is None else weight.copy()))
-        return loss(words, caps, labels, weight, extra)
+        return loss(words, caps, labels, weight, extra, **kwargs)
 
     monkeypatch.setattr(model, "loss", spy)
     return seen
@@ -309,3 +309,40 @@ def test_training_diagnostics_recorded_with_probe() -> None:
     assert set(diag.update_ratio) == {k for k, p in model.params.items() if p.data.ndim == 2}
     assert diag.scores["positive"]["mean"] > diag.scores["negative"]["mean"]
 
+
+
+def test_training_dropout_same_seed_same_weights_and_differs_without() -> None:
+    runs = []
+    for rate in (0.3, 0.3, 0.0):
+        model, data, _ = _setup(seed=3, activation="relu")
+        _run(model, data, _cfg(epochs=2, dropout=rate), seed=9)
+        runs.append(model.arrays())
+    with_a, with_b, without = runs
+    assert all(with_a[k].tobytes() == with_b[k].tobytes() for k in with_a)
+    assert not np.array_equal(with_a["W"], without["W"])
+
+
+def test_training_dropout_interrupted_epoch_resumes_identically() -> None:
+    cfg = _cfg(epochs=2, dropout=0.3)
+    model, data, _ = _setup(seed=4, activation="relu")
+    _run(model, data, cfg, seed=5)
+    straight = model.arrays()
+
+    model, data, _ = _setup(seed=4, activation="relu")
+    rng, calls = np.random.default_rng(5), iter(range(10**6))
+    steps_per_epoch = -(-len(data.labels) // cfg.batch_size)
+    stop_mid_epoch_2 = lambda: next(calls) == steps_per_epoch + 3  # noqa: E731
+    with pytest.raises(Interrupted) as stopped:
+        list(train_epochs(model, data, cfg, None, rng, should_stop=stop_mid_epoch_2))
+    assert (stopped.value.state.epoch, stopped.value.state.step) == (2, 3)
+    list(train_epochs(model, data, cfg, None, rng, state=stopped.value.state))
+    assert all(np.array_equal(model.arrays()[k], straight[k]) for k in straight)
+
+
+def test_training_dropout_off_draws_nothing_extra() -> None:
+    """Runs without dropout keep the random stream they had before dropout existed."""
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    model, data, _ = _setup(seed=2)
+    list(train_epochs(model, data, _cfg(epochs=1), None, a))
+    b.permutation(len(data.labels))  # the epoch's only draw without unk_prob or dropout
+    assert a.bit_generator.state == b.bit_generator.state

@@ -81,6 +81,11 @@ def _bce_case(rng: np.random.Generator, weighted: bool):
     return (lambda z: ops.sigmoid_bce(z, y, w)), {"z": _normal(rng, 8) * 3}
 
 
+def _dropout_case(rng: np.random.Generator):
+    mask = rng.random((4, 5)) < 0.75  # fixed for the check: the op is linear in x given its mask
+    return (lambda x: ops.Dropout.apply(x, mask=mask, keep=0.75)), {"x": _normal(rng, 4, 5)}
+
+
 def _maximum_case(rng: np.random.Generator):
     a = _normal(rng, 4, 3)
     b = a + np.where(rng.random((4, 3)) < 0.5, -1, 1) * (0.1 + rng.random((4, 3)))
@@ -129,6 +134,7 @@ OP_CASES: list[OpCase] = [
     OpCase("max all", lambda rng: ((lambda x: x.max()), {"x": _distinct(rng, 3, 4)}),
            "entries 0.1 apart: no ties"),
     OpCase("maximum(a, b)", _maximum_case, "|a - b| >= 0.1: no ties"),
+    OpCase("dropout (fixed mask)", _dropout_case, "mask drawn once, then held fixed"),
     OpCase("exp", _unary(lambda x: x.exp(), (3, 4))),
     OpCase("log", _unary(lambda x: x.log(), (3, 4), lambda x: np.abs(x) + 0.5), "inputs >= 0.5"),
     OpCase("fan-out x*x + x", _unary(lambda x: x * x + x, (3, 4)), "x used three times"),

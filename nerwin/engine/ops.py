@@ -277,6 +277,20 @@ class GatherConcat(Function):
         return (*grads, *[None] * len(ctx.ids))
 
 
+class Dropout(Function):
+    """Inverted dropout with a given keep mask: x * mask / keep; the gradient passes the same units."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Array, mask: Array, keep: float) -> Array:
+        scaled = mask * np.asarray(1.0 / keep, dtype=x.dtype)
+        ctx.scaled = scaled
+        return x * scaled
+
+    @staticmethod
+    def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
+        return (grad_out * ctx.scaled,)
+
+
 class Exp(Function):
     """e**a elementwise."""
 
@@ -355,6 +369,15 @@ def gather(table: Tensor, ids: Array, flatten: bool = False) -> Tensor:
 def gather_concat(tables: Sequence[Tensor], ids: Sequence[Array]) -> Tensor:
     """Each table's rows for its ids (n, w), flattened per row and joined in one op."""
     return GatherConcat.apply(*tables, *[Tensor(np.asarray(i)) for i in ids])
+
+
+def dropout(x: Tensor, rate: float, rng: np.random.Generator) -> Tensor:
+    """Zero each entry of `x` with chance `rate` (in steps of 1/256) and scale the rest up to match."""
+    cut = max(1, round((1.0 - rate) * 256))  # one random byte per entry: 3x faster than float draws
+    if cut >= 256:
+        return x
+    mask = np.frombuffer(rng.bytes(x.data.size), dtype=np.uint8).reshape(x.shape) < cut
+    return Dropout.apply(x, mask=mask, keep=cut / 256)
 
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:

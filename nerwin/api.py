@@ -68,9 +68,9 @@ def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
     report.notes.append(f"inputs kept {KINK_MARGIN} from kinks (ReLU 0, hard tanh +-1) and max ties; "
                         f"central differences with h={eps:g} in float64, pass if max_rel <= {tol:g}")
     activation = (config or Config()).model.activation
-    model = demo_model(rng, activation, features=True)
+    model = demo_model(rng, activation, features=True, aux=True)
     batch, extra = demo_batch(rng, model), demo_extra(rng, model)
-    report.sections.append((f"window classifier ({activation}, caps, suffix, shape, repeated ids)",
+    report.sections.append((f"window classifier ({activation}, caps, suffix, shape, aux heads, repeated ids)",
                             check_model(model, *batch, rng, extra, eps=eps, tol=tol)
                             + check_model_by_hand(model, *batch, tol, extra)))
     if model_dir is not None:

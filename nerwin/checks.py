@@ -7,7 +7,7 @@ from nerwin.engine import ACTIVATIONS, Tensor
 from nerwin.engine.activations import KINKS
 from nerwin.engine.gradcheck import GradResult, check_gradients, dense, relative_error
 from nerwin.engine.ops import stable_sigmoid
-from nerwin.model import ModelShape, WindowClassifier
+from nerwin.model import AuxTargets, ModelShape, WindowClassifier
 
 Array = np.ndarray
 
@@ -30,12 +30,12 @@ def demo_extra(rng: np.random.Generator, model: WindowClassifier, n: int = 6) ->
 
 
 def demo_model(rng: np.random.Generator, activation: str = "tanh", caps: bool = True,
-               hidden: tuple[int, ...] = (7,), features: bool = False) -> WindowClassifier:
-    """A tiny float64 window classifier for checks (with suffix/shape tables if `features`)."""
+               hidden: tuple[int, ...] = (7,), features: bool = False, aux: bool = False) -> WindowClassifier:
+    """A tiny float64 window classifier for checks (suffix/shape tables if `features`, heads if `aux`)."""
     extra = (("suffix", 5, 2), ("shape", 4, 2)) if features else ()
     shape = ModelShape(vocab_size=12, embedding_dim=4, window=5, hidden=hidden,
                        activation=activation, caps_dim=3 if caps else 0, n_caps=6 if caps else 0,
-                       dtype="float64", extra=extra)
+                       dtype="float64", extra=extra, aux_types=("ORG", "PER") if aux else ())
     return WindowClassifier.initialise(shape, rng)
 
 
@@ -53,9 +53,14 @@ def smooth_windows(model: WindowClassifier, words: Array, caps: Array | None, ma
 def check_model(model: WindowClassifier, words: Array, caps: Array | None, labels: Array,
                 rng: np.random.Generator, extra: dict[str, Array] | None = None,
                 **kwargs) -> list[GradResult]:
-    """Central differences for every parameter of `model` (float64) on one batch."""
+    """Central differences for every parameter of `model` (float64) on one batch.
+
+    A model with auxiliary heads gets random 0/1 targets for them, so U_aux and c_aux are checked too.
+    """
     model = model.astype("float64")
-    return check_gradients(lambda: model.loss(words, caps, labels, extra=extra), model.params,
+    k = len(model.shape.aux_types)
+    aux = AuxTargets(rng.integers(0, 2, (len(words), k)).astype(np.float64), 0.5) if k else None
+    return check_gradients(lambda: model.loss(words, caps, labels, extra=extra, aux=aux), model.params,
                            prefix="model dJ/d", rng=rng, **kwargs)
 
 

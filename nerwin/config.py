@@ -100,6 +100,7 @@ class TrainConfig:
     pos_weight: float = 1.0                  # loss weight of location windows
     unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>
     dropout: float = 0.0                     # chance each hidden unit is zeroed in a training step
+    aux_weight: float = 0.0                  # loss weight of a head per other entity type (0 = no heads)
     patience: int = 3                        # stop after this many epochs without a better dev F1
     threshold: float = 0.5                   # decision threshold on P(location)
     tune_threshold: bool = False             # pick the threshold that maximises dev F1
@@ -114,6 +115,7 @@ class TrainConfig:
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
             ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+            ("aux_weight", 0 <= self.aux_weight < math.inf, ">= 0 and finite"),
             ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]

@@ -27,6 +27,15 @@ class ModelShape:
     n_caps: int = 0
     dtype: str = "float32"
     extra: tuple[tuple[str, int, int], ...] = ()  # more feature tables: (name, rows, dim)
+    aux_types: tuple[str, ...] = ()  # other entity types with a training-only head each (U_aux, c_aux)
+
+
+@dataclass(frozen=True)
+class AuxTargets:
+    """0/1 labels (n, k) of the auxiliary entity types and the loss weight of each type's head."""
+
+    labels: Array
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class WindowClassifier:
             fan_in = width
         arrays["u"] = _glorot(rng, fan_in, 1)
         arrays["c"] = np.zeros(1)
+        if shape.aux_types:
+            arrays["U_aux"] = _glorot(rng, fan_in, len(shape.aux_types))
+            arrays["c_aux"] = np.zeros(len(shape.aux_types))
         params = {k: Tensor(np.ascontiguousarray(v, dtype=dtype), requires_grad=True, name=k)
                   for k, v in arrays.items()}
         return cls(shape, params)
@@ -102,6 +114,11 @@ class WindowClassifier:
 
         With `dropout` (training only), each hidden unit is dropped with chance dropout.rate.
         """
+        return affine(self.hidden(x, pre_activations, dropout), self.params["u"], self.params["c"])
+
+    def hidden(self, x: Tensor, pre_activations: list | None = None,
+               dropout: Dropout | None = None) -> Tensor:
+        """The last hidden layer h (n, H) from window vectors x."""
         h = x
         for i in range(1, self.n_layers + 1):
             z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
@@ -111,7 +128,7 @@ class WindowClassifier:
             h = self._act(z) if slope is None else self._act(z, slope)
             if dropout is not None:
                 h = drop_units(h, dropout.rate, dropout.rng)
-        return affine(h, self.params["u"], self.params["c"])
+        return h
 
     def pre_activations(self, words: Array, caps: Array | None = None,
                         extra: dict[str, Array] | None = None) -> list[Array]:
@@ -128,11 +145,19 @@ class WindowClassifier:
 
     def loss(self, words: Array, caps: Array | None, labels: Array,
              weight: Array | None = None, extra: dict[str, Array] | None = None,
-             dropout: Dropout | None = None) -> Tensor:
-        """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels."""
-        logits = self.scores_from_inputs(self.input_vectors(words, caps, extra), dropout=dropout)  # (n, 1)
-        return sigmoid_bce(logits, labels.reshape(-1, 1),
-                           None if weight is None else weight.reshape(-1, 1))
+             dropout: Dropout | None = None, aux: AuxTargets | None = None) -> Tensor:
+        """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels.
+
+        With `aux` (and heads for aux types), plus aux.weight times each other type's cross-entropy.
+        """
+        h = self.hidden(self.input_vectors(words, caps, extra), dropout=dropout)
+        logits = affine(h, self.params["u"], self.params["c"])  # (n, 1)
+        loss = sigmoid_bce(logits, labels.reshape(-1, 1), None if weight is None else weight.reshape(-1, 1))
+        if aux is None or not self.shape.aux_types:
+            return loss
+        aux_loss = sigmoid_bce(affine(h, self.params["U_aux"], self.params["c_aux"]), aux.labels)
+        scale = np.asarray(aux.weight * len(self.shape.aux_types), dtype=logits.data.dtype)
+        return loss + aux_loss * Tensor(scale)  # the mean over n * k entries, times weight * k
 
     def predict_proba(self, words: Array, caps: Array | None = None,
                       extra: dict[str, Array] | None = None) -> Array:

@@ -97,7 +97,9 @@ def _read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
 
     try:
         extra = tuple((str(n), int(r), int(d)) for n, r, d in raw.get("extra", ()))
-        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"]), "extra": extra})
+        aux_types = tuple(str(t) for t in raw.get("aux_types", ()))
+        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"]), "extra": extra,
+                              "aux_types": aux_types})
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: malformed model shape ({type(err).__name__}: {err})") from None
     ints = (shape.vocab_size, shape.embedding_dim, shape.window, shape.caps_dim, shape.n_caps, *shape.hidden)

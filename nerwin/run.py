@@ -155,8 +155,18 @@ class TrainingRun:
         dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
         extra = tuple((name, len(f), dims[name]) for name, f in features.items())
         shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
-                           m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra)
+                           m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra, aux_types=self._aux_types())
         return WindowClassifier.initialise(shape, self.rng, embeddings, m.embedding_init)
+
+    def _aux_types(self) -> tuple[str, ...]:
+        """The training corpus's other entity types, each given a head when train.aux_weight > 0."""
+        if self.config.train.aux_weight == 0:
+            return ()
+        types = tuple(sorted(set(self.train_corpus.entity_types) - set(self.config.data.location_types)))
+        if not types:
+            self.notes.append(f"warning: {self.train_corpus.path}: no entity type besides the locations; "
+                              "train.aux_weight has nothing to learn from")
+        return types
 
     def _continue_from(self, model_dir: Path) -> Tagger:
         """A trained model whose vocabulary is extended with the new training words."""
@@ -181,7 +191,10 @@ class TrainingRun:
             self.tagger.model.params["E"].requires_grad = False
         windows = self.tagger.encode([s.words for s in self.train_corpus.sentences])
         labels = location_labels(self.train_corpus, self.config.data.location_types).astype(np.float32)
-        self.data = TrainingData(windows, labels, self.tagger.vocab.counts == 1)
+        aux_types = self.tagger.model.shape.aux_types
+        aux = (np.stack([location_labels(self.train_corpus, (t,)) for t in aux_types], axis=1)
+               .astype(np.float32) if aux_types else None)
+        self.data = TrainingData(windows, labels, self.tagger.vocab.counts == 1, aux)
         self.notes.append(f"train: {len(labels):,} windows ({int(labels.sum()):,} location tokens) "
                           f"from {len(windows.lengths):,} sentences")
         dev = self.dev_corpus

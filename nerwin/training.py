@@ -14,7 +14,7 @@ from nerwin.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagn
 from nerwin.data.vocab import UNK_ID
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import Scores
-from nerwin.model import Dropout, WindowClassifier
+from nerwin.model import AuxTargets, Dropout, WindowClassifier
 from nerwin.optim import SGD
 
 PROGRESS_EVERY = 64  # batches between progress updates
@@ -70,6 +70,7 @@ class TrainingData:
     windows: WindowData
     labels: np.ndarray
     rare: np.ndarray | None = None
+    aux_labels: np.ndarray | None = None  # (n, k) 0/1 labels of the model's aux_types, if any
 
 
 @dataclass
@@ -150,6 +151,7 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     caps = None if data.windows.caps is None else data.windows.caps[order]
     extra = {name: ids[order] for name, ids in data.windows.extra.items()}
     labels = data.labels[order]
+    aux = data.aux_labels[order] if data.aux_labels is not None and cfg.aux_weight > 0 else None
     if cfg.unk_prob > 0 and data.rare is not None:
         words[data.rare[words] & (rng.random(words.shape) < cfg.unk_prob)] = UNK_ID
     weights = np.where(labels > 0, cfg.pos_weight, 1.0) if cfg.pos_weight != 1 else None
@@ -159,7 +161,7 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     progress.start(state.epoch, n)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            _steps(model, optimizer, (words, caps, labels, weights, extra), cfg, state, progress,
+            _steps(model, optimizer, (words, caps, labels, weights, extra, aux), cfg, state, progress,
                    should_stop, monitor, steps_before, dropout_key)
     except FloatingPointError:
         raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, float("nan"), state.epoch) from None
@@ -172,7 +174,7 @@ def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainCon
            progress: Progress, should_stop: Callable[[], bool], monitor: GradientMonitor | None,
            steps_before: int, dropout_key: int | None = None) -> None:
     """The SGD steps of one epoch from batch `state.step`, over pre-shuffled arrays."""
-    words, caps, labels, weights, extra = arrays
+    words, caps, labels, weights, extra, aux = arrays
     batch, n = cfg.batch_size, len(labels)
     for start in range(state.step * batch, n, batch):
         if should_stop():
@@ -181,7 +183,8 @@ def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainCon
         loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
                           labels[start:stop], None if weights is None else weights[start:stop],
                           {name: ids[start:stop] for name, ids in extra.items()},
-                          dropout=_dropout(cfg.dropout, dropout_key, state.step))
+                          dropout=_dropout(cfg.dropout, dropout_key, state.step),
+                          aux=None if aux is None else AuxTargets(aux[start:stop], cfg.aux_weight))
         value = float(loss.data)
         if not math.isfinite(value):
             raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)

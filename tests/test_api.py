@@ -100,3 +100,24 @@ def test_api_train_same_seed_same_weights(run: TrainedRun, tmp_path: Path) -> No
         assert a.files == b.files
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_api_train_aux_heads_for_the_other_types(tmp_path: Path) -> None:
+    config = load_config(None, ["train.epochs=1", "train.aux_weight=0.5", "train.dropout=0.2"])
+    result = api.train(config, tmp_path / "run")
+    tagger, _, meta = load_model(tmp_path / "run" / "model")
+    assert meta["shape"]["aux_types"] == ["MISC", "ORG", "PER"]  # the bundled corpus's other types
+    assert tagger.model.params["U_aux"].shape == (300, 3)
+    assert result.dev.entity.f1 > 0.3
+    report = api.gradcheck(model_dir=tmp_path / "run" / "model")
+    assert report.ok and any("U_aux" in r.name for _, results in report.sections for r in results)
+
+
+def test_api_train_aux_weight_without_other_types_warns(tmp_path: Path) -> None:
+    only_loc = tmp_path / "loc.txt"
+    only_loc.write_text("In O\nParis B-LOC\n\nNear O\nOslo B-LOC\n", encoding="utf-8")
+    config = load_config(None, [f"data.train={only_loc}", f"data.dev={only_loc}", "train.epochs=1",
+                                "train.aux_weight=0.5"])
+    run = api.TrainingRun(config, tmp_path / "run")
+    assert run.tagger.model.shape.aux_types == ()
+    assert any("train.aux_weight has nothing to learn from" in note for note in run.notes)

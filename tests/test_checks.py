@@ -84,3 +84,13 @@ def test_checks_demo_batch_repeats_word_ids(rng, caps):
         assert np.all((0 <= caps_ids) & (caps_ids < model.shape.n_caps))
     else:
         assert caps_ids is None
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_checks_check_model_covers_aux_heads(rng, name):
+    model = demo_model(rng, name, aux=True)
+    words, caps_ids, labels = demo_batch(rng, model)
+    results = check_model(model, words, caps_ids, labels, rng)
+    checked = {r.name.split("dJ/d")[1].split("[")[0].split()[0] for r in results}
+    assert {"U_aux", "c_aux"} <= checked
+    assert all(r.ok for r in results), [r for r in results if not r.ok]

@@ -346,3 +346,28 @@ def test_training_dropout_off_draws_nothing_extra() -> None:
     list(train_epochs(model, data, _cfg(epochs=1), None, a))
     b.permutation(len(data.labels))  # the epoch's only draw without unk_prob or dropout
     assert a.bit_generator.state == b.bit_generator.state
+
+
+def _with_aux(seed: int) -> tuple[WindowClassifier, TrainingData]:
+    """The toy corpus with a head for 'in' (type IN) on top of the location head."""
+    model, data, vocab = _setup(seed=seed, activation="relu")
+    shape = replace(model.shape, aux_types=("IN",))
+    model = WindowClassifier.initialise(shape, np.random.default_rng(seed + 100))
+    centre = data.windows.words[:, 2]
+    data.aux_labels = (centre == vocab.index["in"]).astype(np.float32)[:, None]
+    return model, data
+
+
+def test_training_aux_heads_learn_and_shape_the_shared_layer() -> None:
+    model, data = _with_aux(5)
+    _run(model, data, _cfg(epochs=4, aux_weight=1.0), seed=1)
+    aux_logits = (model.hidden(model.input_vectors(data.windows.words, data.windows.caps)).data
+                  @ model.params["U_aux"].data + model.params["c_aux"].data)[:, 0]
+    target = data.aux_labels[:, 0] > 0
+    assert (aux_logits > 0).tolist() == target.tolist()  # the head learned its own type
+
+    plain, data_plain = _with_aux(5)
+    _run(plain, data_plain, _cfg(epochs=4, aux_weight=0.0), seed=1)
+    assert not np.array_equal(model.params["W"].data, plain.params["W"].data)
+    assert np.array_equal(plain.params["U_aux"].data,
+                          WindowClassifier.initialise(plain.shape, np.random.default_rng(105)).params["U_aux"].data)

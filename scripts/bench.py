@@ -46,6 +46,7 @@ import bench_common as bc
 import numpy as np
 
 SECTIONS = ("train", "predict", "windows", "vectors", "memory")
+EPOCH_WINDOWS = 203_621  # CoNLL-2003 train tokens: the windows of one epoch
 IMPLS = ("nerwin", "fused", "torch")
 BATCHES = (1, 32, 256)
 # Batch 1 at lr 0.3 diverges after ~11,300 windows of the epoch-1 order (nerwin and the numpy
@@ -420,6 +421,10 @@ def section_train(folder: Path, args, mode: str, report: Report, raw: dict) -> N
     for threads in epoch_threads:
         report.add("one nerwin training epoch at batch 32, seconds (203,621 windows)", threads,
                    runs[(threads, "epoch")], digits=2, ratios=False)
+        at_b32 = {impl: [EPOCH_WINDOWS / rate for rate in rates]
+                  for impl, rates in runs[(threads, 32)].items()}
+        report.add("… 203,621 windows at each one's batch-32 rate above, seconds (the floor for an epoch)",
+                   threads, at_b32, digits=2, ratios=False)
     raw["train"] = {f"{t}:{b}": v for (t, b), v in runs.items()}
 
 

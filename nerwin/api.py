@@ -1,7 +1,7 @@
 """Library entry points: train, evaluate, gradcheck (the CLI only parses and renders)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +11,18 @@ from nerwin.errors import NerwinError
 from nerwin.data.conll import Corpus, location_labels
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.modelio import load_model
+from nerwin.ensemble import EnsembleRun, open_run, resume_run
 from nerwin.run import TrainingInterrupted, TrainingRun, TrainResult, read_corpus
 from nerwin.training import Progress
 
-__all__ = ["TrainResult", "TrainingInterrupted", "TrainingRun", "evaluate", "gradcheck", "resume", "train"]
+__all__ = ["EnsembleRun", "TrainResult", "TrainingInterrupted", "TrainingRun", "evaluate", "gradcheck", "open_run",
+           "resume", "resume_run", "train"]
 
 
 def train(config: Config, out_dir: str | Path | None = None, force: bool = False,
           progress: Progress | None = None, init_from: str | Path | None = None) -> TrainResult:
-    """Train a tagger as `config` says and write it to `out_dir`."""
-    run = TrainingRun(config, out_dir, force, init_from)
+    """Train a tagger (or an ensemble, train.ensemble > 1) as `config` says and write it to `out_dir`."""
+    run = open_run(config, out_dir, force, init_from)
     for _ in run.epochs(progress):
         pass
     return run.finish()
@@ -28,7 +30,7 @@ def train(config: Config, out_dir: str | Path | None = None, force: bool = False
 
 def resume(out_dir: str | Path, progress: Progress | None = None) -> TrainResult:
     """Finish an interrupted run from its checkpoint."""
-    run = TrainingRun.resume(out_dir)
+    run = resume_run(out_dir)
     for _ in run.epochs(progress):
         pass
     return run.finish()
@@ -91,15 +93,21 @@ def _check_trained(model_dir: str | Path, rng: np.random.Generator, eps: float,
     sub = Corpus(corpus.path, tuple(corpus.sentences[i] for i in sorted(picked)), corpus.scheme)
     windows = tagger.encode([s.words for s in sub.sentences])
     labels = location_labels(sub, config.data.location_types).astype(np.float64)
-    keep = smooth_windows(tagger.model, windows.words, windows.caps, 10 * eps, windows.extra)[:8]
-    if len(keep) == 0:
-        raise NerwinError(f"{model_dir}: no training window keeps every pre-activation {10 * eps:g} "
-                          "from a kink; try a smaller --eps")
-    note = (f"trained model: {len(keep)} windows from {config.data.train} whose pre-activations are "
-            f">= {10 * eps:g} from any kink")
-    words, caps = windows.words[keep], None if windows.caps is None else windows.caps[keep]
-    extra = {name: ids[keep] for name, ids in windows.extra.items()}
-    results = check_model(tagger.model, words, caps, labels[keep], rng, extra, eps=eps, tol=tol)
-    if len(tagger.model.shape.hidden) == 1:
-        results += check_model_by_hand(tagger.model, words, caps, labels[keep], tol, extra)
+    results, kept = [], []
+    for k, model in enumerate(tagger.models, start=1):  # every member of an ensemble
+        keep = smooth_windows(model, windows.words, windows.caps, 10 * eps, windows.extra)[:8]
+        if len(keep) == 0:
+            raise NerwinError(f"{model_dir}: no training window keeps every pre-activation {10 * eps:g} "
+                              "from a kink; try a smaller --eps")
+        words, caps = windows.words[keep], None if windows.caps is None else windows.caps[keep]
+        extra = {name: ids[keep] for name, ids in windows.extra.items()}
+        found = check_model(model, words, caps, labels[keep], rng, extra, eps=eps, tol=tol)
+        if len(model.shape.hidden) == 1:
+            found += check_model_by_hand(model, words, caps, labels[keep], tol, extra)
+        if len(tagger.models) > 1:
+            found = [replace(r, name=f"member {k} {r.name}") for r in found]
+        results += found
+        kept.append(len(keep))
+    note = (f"trained model: {' + '.join(map(str, kept))} windows from {config.data.train} whose "
+            f"pre-activations are >= {10 * eps:g} from any kink")
     return results, note

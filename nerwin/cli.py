@@ -57,9 +57,9 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
         raise typer.BadParameter("--resume takes the run's own config; drop the other options", param_hint="--resume")
     try:
         if resume is not None:
-            run = api.TrainingRun.resume(resume)
+            run = api.resume_run(resume)
         else:
-            run = api.TrainingRun(load_config(config, overrides), out, force, init_from)
+            run = api.open_run(load_config(config, overrides), out, force, init_from)
         for note in run.notes:
             typer.echo(note, err=True)
         for report in run.epochs(render.TqdmProgress()):

@@ -101,6 +101,7 @@ class TrainConfig:
     unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>
     dropout: float = 0.0                     # chance each hidden unit is zeroed in a training step
     aux_weight: float = 0.0                  # loss weight of a head per other entity type (0 = no heads)
+    ensemble: int = 1                        # train this many models (seeds seed, seed + 1000, ...) and average them
     patience: int = 3                        # stop after this many epochs without a better dev F1
     threshold: float = 0.5                   # decision threshold on P(location)
     tune_threshold: bool = False             # pick the threshold that maximises dev F1
@@ -116,6 +117,7 @@ class TrainConfig:
             ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
             ("aux_weight", 0 <= self.aux_weight < math.inf, ">= 0 and finite"),
+            ("ensemble", 1 <= self.ensemble <= 20, "in 1..20"),
             ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]

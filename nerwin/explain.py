@@ -89,6 +89,7 @@ class DocumentExplanation:
     threshold: float
     activation: str
     explained: list[TokenExplanation] = field(default_factory=list)
+    members: int = 1                # an ensemble's size: s is then its members' mean logit
 
     def to_dict(self) -> dict:
         """JSON-ready form: the text, every token with its probability, and the explanations."""
@@ -97,7 +98,7 @@ class DocumentExplanation:
                    "prob": round(float(p), 6), "location": bool(loc)}
                   for i, (t, p, loc) in enumerate(rows)]
         return {"text": self.text, "threshold": self.threshold, "activation": self.activation,
-                "tokens": tokens, "explanations": [e.to_dict() for e in self.explained]}
+                "members": self.members, "tokens": tokens, "explanations": [e.to_dict() for e in self.explained]}
 
 
 class Explainer:
@@ -105,7 +106,8 @@ class Explainer:
 
     def __init__(self, tagger: Tagger):
         self.tagger = tagger
-        self.model: WindowClassifier = tagger.model.astype("float64")
+        self.models: list[WindowClassifier] = [m.astype("float64") for m in tagger.models]
+        self.model = self.models[0]  # an ensemble's members share one shape
         self.bias_names = [k for k in self.model.params if re.fullmatch(r"b\d*|c", k)]
 
     def explain(self, text: str, indices: Sequence[int] | None = None,
@@ -117,7 +119,7 @@ class Explainer:
         probs = self.tagger.window_probabilities(data) if tokens else np.zeros(0, np.float32)
         locations = self.tagger.labels(probs)
         doc = DocumentExplanation(text, tokens, probs, locations, self.tagger.threshold,
-                                  self.model.shape.activation)
+                                  self.model.shape.activation, members=len(self.models))
         chosen = _choose(len(tokens), locations, indices, all_tokens)
         if not chosen:
             return doc
@@ -129,15 +131,13 @@ class Explainer:
 
     def _explain_token(self, t: int, token: Token, prob: float, location: bool, data: WindowData,
                        words: list[str | None]) -> TokenExplanation:
-        """One forward and backward of token t's window; sum ds/dx * x per block of x."""
-        for param in self.model.params.values():
-            param.zero_grad()  # leaves accumulate across backward calls
-        x = _input_vectors(self.model, _rows(data, np.array([t])))
-        s = self.model.scores_from_inputs(x)  # (1, 1)
-        s.backward()
-        grad_x_input = x.grad[0] * x.data[0]
-        score = float(s.data[0, 0])
-        occlusion = self._occlusion(data, t)
+        """One forward and backward of token t's window; sum ds/dx * x per block of x.
+
+        For an ensemble, s is the members' mean logit and every part is the members' mean.
+        """
+        parts = [self._model_parts(model, data, t) for model in self.models]
+        score, bias = (float(np.mean([p[i] for p in parts])) for i in (0, 1))
+        grad_x_input, occlusion = (np.mean([p[i] for p in parts], axis=0) for i in (2, 3))
         ids = data.words[t]
         half = self.model.shape.window // 2
         per_position: list[dict[str, float]] = [{} for _ in words]
@@ -148,19 +148,28 @@ class Explainer:
                               word is None or int(ids[p]) != UNK_ID, per_position[p],
                               None if word is None else float(occlusion[p]))
                      for p, word in enumerate(words)]
-        params = self.model.params
-        bias = sum(float(params[n].grad.reshape(-1) @ params[n].data.reshape(-1))
-                   for n in self.bias_names)
         remainder = score - float(grad_x_input.sum()) - bias
         return TokenExplanation(t, token, prob, location, score, bias, remainder, positions)
 
-    def _occlusion(self, data: WindowData, t: int) -> np.ndarray:
+    def _model_parts(self, model: WindowClassifier, data: WindowData,
+                     t: int) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """One model's score s, bias part, ds/dx * x and occlusion for token t."""
+        for param in model.params.values():
+            param.zero_grad()  # leaves accumulate across backward calls
+        x = _input_vectors(model, _rows(data, np.array([t])))
+        s = model.scores_from_inputs(x)  # (1, 1)
+        s.backward()
+        bias = sum(float(model.params[n].grad.reshape(-1) @ model.params[n].data.reshape(-1))
+                   for n in self.bias_names)
+        return float(s.data[0, 0]), bias, x.grad[0] * x.data[0], self._occlusion(model, data, t)
+
+    def _occlusion(self, model: WindowClassifier, data: WindowData, t: int) -> np.ndarray:
         """s - s_occluded (window,): token t's window with each position's word id set to <unk>."""
-        w = self.model.shape.window
+        w = model.shape.window
         batch = _rows(data, np.full(w + 1, t))  # row w stays the original window
         batch.words[np.arange(w), np.arange(w)] = UNK_ID
         with no_grad():
-            s = self.model.scores_from_inputs(_input_vectors(self.model, batch)).data[:, 0]
+            s = model.scores_from_inputs(_input_vectors(model, batch)).data[:, 0]
         delta = s[w] - s[:w]
         delta[data.words[t] == UNK_ID] = 0.0  # already <unk>: nothing to take away
         return delta
@@ -231,6 +240,9 @@ def render_explanation(doc: DocumentExplanation, digits: int = 2) -> str:
                   "occlusion: s minus s with that word replaced by <unk>"]
     if unknown:
         lines.append("* not in the vocabulary: the model reads it as <unk>")
+    if doc.explained and doc.members > 1:
+        lines.append(f"ensemble of {doc.members}: s and every part are the members' means; "
+                     "P(location) is the mean of their probabilities")
     return "\n".join(lines)
 
 

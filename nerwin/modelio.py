@@ -21,7 +21,8 @@ from nerwin.errors import ConfigError, ModelError
 from nerwin.model import ModelShape, WindowClassifier
 from nerwin.tagger import Tagger
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added ensembles (meta "members" > 1); a single model is still written as 1
+MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
 
 
@@ -31,14 +32,15 @@ def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str,
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        np.savez(staging / "weights.npz", **tagger.model.arrays())
+        np.savez(staging / "weights.npz", **_all_arrays(tagger))
         tagger.vocab.save(staging / "vocab.txt")
         features = {name: f.to_dict() for name, f in tagger.features.items()}
         (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
         save_config(config, staging / "config.yaml")
-        meta = {"format_version": FORMAT_VERSION, "nerwin_version": __version__,
+        members = len(tagger.models)
+        meta = {"format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
                 "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
-                "numpy_version": np.__version__, **(extra or {})}
+                "members": members, "numpy_version": np.__version__, **(extra or {})}
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         _fsync_dir_files(staging)
         _replace_dir(staging, directory)
@@ -63,9 +65,18 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
     shape = _read_shape(meta["shape"], directory / "meta.json")
     vocab = _read_vocab(directory / "vocab.txt", config)
     features = _read_features(directory / "features.json", shape)
-    params = _read_weights(directory / "weights.npz", shape, len(vocab))
-    tagger = Tagger(WindowClassifier(shape, params), vocab, float(meta.get("threshold", 0.5)), features)
+    models = [WindowClassifier(shape, params)
+              for params in _read_weights(directory / "weights.npz", shape, len(vocab), meta["members"])]
+    tagger = Tagger(models[0], vocab, float(meta.get("threshold", 0.5)), features, tuple(models[1:]))
     return tagger, config, meta
+
+
+def _all_arrays(tagger: Tagger) -> dict[str, np.ndarray]:
+    """Every member's parameters: the first under plain names, member k under member{k}.NAME."""
+    arrays = dict(tagger.model.arrays())
+    for k, member in enumerate(tagger.members, start=1):
+        arrays.update({MEMBER_PREFIX.format(k) + name: a for name, a in member.arrays().items()})
+    return arrays
 
 
 def _shape_dict(shape: ModelShape) -> dict[str, Any]:
@@ -125,6 +136,9 @@ def _read_meta(path: Path) -> dict[str, Any]:
                          f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin")
     if not isinstance(meta.get("shape"), dict):
         raise ModelError(f"{path}: no model shape recorded")
+    members = meta.setdefault("members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ModelError(f"{path}: members must be a whole number >= 1, got {members!r}")
     threshold = meta.get("threshold", 0.5)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
         raise ModelError(f"{path}: threshold must be a number in (0, 1), got {threshold!r}")
@@ -152,7 +166,8 @@ def _read_vocab(path: Path, config: Config) -> Vocab:
         raise ModelError(f"{path}: unreadable vocabulary ({err})") from None
 
 
-def _read_weights(path: Path, shape: ModelShape, vocab_size: int) -> dict[str, Tensor]:
+def _read_weights(path: Path, shape: ModelShape, vocab_size: int, members: int) -> list[dict[str, Tensor]]:
+    """Each member's parameters, every array checked against the shape the meta records."""
     expected = _expected_shapes(shape, vocab_size)
     try:
         with open(path, "rb") as handle:
@@ -163,14 +178,18 @@ def _read_weights(path: Path, shape: ModelShape, vocab_size: int) -> dict[str, T
                 arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
-    for name, want in expected.items():
-        got = arrays.get(name)
-        if got is None:
-            raise ModelError(f"{path}: weight {name} is missing")
-        if got.shape != want:
-            raise ModelError(f"{path}: weight {name} has shape {got.shape}, config expects {want}")
-    return {k: Tensor(np.ascontiguousarray(arrays[k], dtype=shape.dtype), requires_grad=True, name=k)
-            for k in expected}
+    out = []
+    for member in range(members):
+        prefix = MEMBER_PREFIX.format(member) if member else ""
+        for name, want in expected.items():
+            got = arrays.get(prefix + name)
+            if got is None:
+                raise ModelError(f"{path}: weight {prefix + name} is missing")
+            if got.shape != want:
+                raise ModelError(f"{path}: weight {prefix + name} has shape {got.shape}, config expects {want}")
+        out.append({k: Tensor(np.ascontiguousarray(arrays[prefix + k], dtype=shape.dtype), requires_grad=True,
+                              name=k) for k in expected})
+    return out
 
 
 def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int, ...]]:

@@ -44,7 +44,8 @@ def epoch_line(report: EpochReport) -> str:
         e = report.dev.entity
         dev = f"  dev P {100 * e.precision:5.2f} R {100 * e.recall:5.2f} F1 {100 * e.f1:5.2f}"
     mark = "  *best" if report.best else ""
-    return (f"epoch {report.epoch:>2}  loss {report.loss:.4f}{dev}  "
+    member = f"member {report.member}  " if report.member else ""
+    return (f"{member}epoch {report.epoch:>2}  loss {report.loss:.4f}{dev}  "
             f"{report.seconds:5.1f}s  {report.windows_per_s:,.0f} win/s{mark}")
 
 
@@ -60,6 +61,11 @@ def result_line(result) -> str:
     if result.dev is None:
         return f"done in {result.seconds:.1f}s (no dev set); model saved to {where}"
     e = result.dev.entity
+    if result.member_epochs:
+        epochs = ", ".join(map(str, result.member_epochs))
+        return (f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): dev LOC F1 {100 * e.f1:.2f} "
+                f"(P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; "
+                f"{result.seconds:.1f}s; model saved to {where}")
     return (f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
             f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; {result.seconds:.1f}s; "
             f"model saved to {where}")

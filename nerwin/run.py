@@ -38,7 +38,7 @@ class TrainingInterrupted(NerwinError):
     """Training was stopped by a signal after writing a resumable checkpoint."""
 
     def __init__(self, out_dir: Path, state: TrainState, signal_name: str):
-        self.signal_name = signal_name
+        self.signal_name, self.state = signal_name, state
         super().__init__(f"{signal_name}: stopped in epoch {state.epoch} after {state.step} steps; "
                          f"checkpoint saved; resume with: nerwin train --resume {out_dir}")
 
@@ -53,6 +53,7 @@ class TrainResult:
     threshold: float
     seconds: float
     reports: list[EpochReport] = field(default_factory=list)
+    member_epochs: tuple[int, ...] = ()  # an ensemble's members' best epochs
 
 
 def read_corpus(path: str, config: Config) -> Corpus:

@@ -22,6 +22,12 @@ class Tagger:
     vocab: Vocab
     threshold: float = 0.5
     features: dict[str, TokenFeature] = field(default_factory=dict)  # by model table name
+    members: tuple[WindowClassifier, ...] = ()  # an ensemble's other models (same shape), averaged with `model`
+
+    @property
+    def models(self) -> tuple[WindowClassifier, ...]:
+        """Every model whose probabilities are averaged: `model` and the ensemble's other members."""
+        return (self.model, *self.members)
 
     @property
     def uses_caps(self) -> bool:
@@ -34,12 +40,21 @@ class Tagger:
                                 self.features)
 
     def window_probabilities(self, data: WindowData, batch: int = SCORE_BATCH) -> np.ndarray:
-        """P(location) per window, scored in bounded batches."""
-        parts = [self.model.predict_proba(data.words[i:i + batch],
-                                          None if data.caps is None else data.caps[i:i + batch],
-                                          {k: v[i:i + batch] for k, v in data.extra.items()})
+        """P(location) per window (an ensemble's mean), scored in bounded batches."""
+        parts = [self._batch_probabilities(data.words[i:i + batch],
+                                           None if data.caps is None else data.caps[i:i + batch],
+                                           {k: v[i:i + batch] for k, v in data.extra.items()})
                  for i in range(0, len(data), batch)]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def _batch_probabilities(self, words: np.ndarray, caps: np.ndarray | None,
+                             extra: dict[str, np.ndarray]) -> np.ndarray:
+        probs = self.model.predict_proba(words, caps, extra)
+        for member in self.members:
+            probs += member.predict_proba(words, caps, extra)
+        if self.members:
+            probs /= np.float32(len(self.models))
+        return probs
 
     def probabilities(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
         """P(location) for every token of `sentences`, flattened in order."""

@@ -54,10 +54,12 @@ class EpochReport:
     best: bool
     stop: bool
     diagnostics: Diagnostics | None = None
+    member: int = 0  # 1, 2, ... for an ensemble's members; 0 for a single model
 
     def to_dict(self) -> dict:
         """JSON-ready form for the metrics log."""
-        return {"epoch": self.epoch, "loss": self.loss, "lr": self.lr, "seconds": self.seconds,
+        return {**({"member": self.member} if self.member else {}),
+                "epoch": self.epoch, "loss": self.loss, "lr": self.lr, "seconds": self.seconds,
                 "windows_per_s": self.windows_per_s, "best": self.best,
                 "dev": None if self.dev is None else self.dev.to_dict(),
                 "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict()}

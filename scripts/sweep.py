@@ -46,10 +46,12 @@ def main() -> None:
             e = result.dev.entity
             f1s.append(100 * e.f1)
             best = [r for r in result.reports if r.best][-1]
+            single = not result.member_epochs  # an ensemble has no one "best epoch at 0.5"
             record = {"variant": name, "overrides": overrides, "seed": seed, "f1": 100 * e.f1,
-                      "f1_at_0.5": 100 * best.dev.entity.f1 if best.dev else None,
+                      "f1_at_0.5": 100 * best.dev.entity.f1 if best.dev and single else None,
                       "precision": 100 * e.precision, "recall": 100 * e.recall,
-                      "best_epoch": result.best_epoch, "threshold": result.threshold, "seconds": secs[-1]}
+                      "best_epoch": result.best_epoch if single else list(result.member_epochs),
+                      "threshold": result.threshold, "seconds": secs[-1]}
             with open(args.log, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
             print(json.dumps(record), flush=True)

@@ -15,6 +15,9 @@ import typer
 
 from nerwin import __version__
 from nerwin.errors import NerwinError
+from nerwin.heap import keep_freed_memory
+
+keep_freed_memory()  # per-step arrays reuse heap pages instead of faulting in new ones
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Train and run window-based location taggers on a small autodiff engine.")

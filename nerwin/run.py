@@ -22,6 +22,7 @@ from nerwin.diagnostics import probe_sample
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, NerwinError
+from nerwin.heap import keep_freed_memory
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model import ModelShape, WindowClassifier
 from nerwin.modelio import load_model, save_model
@@ -70,6 +71,7 @@ class TrainingRun:
                  init_from: str | Path | None = None, *, _resume: bool = False):
         self.config, self.started = config, time.perf_counter()
         self.out_dir = Path(out_dir) if out_dir else default_run_dir()
+        keep_freed_memory()  # training allocates the same arrays every step: keep their pages
         if not _resume:
             check_out_dir(self.out_dir, force)
         self.notes: list[str] = []

@@ -28,6 +28,10 @@ from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from nerwin.heap import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # as the nerwin command does; every implementation runs with it
+
 ROOT = Path(__file__).resolve().parent.parent
 CONLL_TRAIN = ROOT.parent / "shared" / "data" / "conll2003" / "train.txt"
 CONLL_DEV = ROOT.parent / "shared" / "data" / "conll2003" / "dev.txt"

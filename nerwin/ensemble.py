@@ -99,9 +99,10 @@ class EnsembleRun:
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train the members in turn; each report says which member it is."""
         for k in range(1, self.size + 1):
-            run = self._last = self._member_run(k)
+            self._last = None  # one member's data in memory at a time
+            self._last = self._member_run(k)
             try:
-                for report in run.epochs(progress):
+                for report in self._last.epochs(progress):
                     report = replace(report, member=k)
                     self.reports.append(report)
                     with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:

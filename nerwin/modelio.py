@@ -38,9 +38,9 @@ def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str,
         (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
         save_config(config, staging / "config.yaml")
         members = len(tagger.models)
-        meta = {"format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
+        meta = {**(extra or {}), "format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
                 "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
-                "members": members, "numpy_version": np.__version__, **(extra or {})}
+                "members": members, "numpy_version": np.__version__}  # never an old meta's threshold
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         _fsync_dir_files(staging)
         _replace_dir(staging, directory)

@@ -174,6 +174,9 @@ class TrainingRun:
     def _continue_from(self, model_dir: Path) -> Tagger:
         """A trained model whose vocabulary is extended with the new training words."""
         tagger, old_config, _ = load_model(model_dir)
+        if tagger.members:
+            raise ConfigError(f"{model_dir}: an ensemble of {len(tagger.models)}; --init-from continues one "
+                              f"model, e.g. {model_dir.parent / 'members' / '1' / 'model'}")
         self.config = replace(self.config, model=old_config.model,
                               data=replace(self.config.data, lowercase=old_config.data.lowercase,
                                            digits=old_config.data.digits))

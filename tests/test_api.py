@@ -121,3 +121,11 @@ def test_api_train_aux_weight_without_other_types_warns(tmp_path: Path) -> None:
     run = api.TrainingRun(config, tmp_path / "run")
     assert run.tagger.model.shape.aux_types == ()
     assert any("train.aux_weight has nothing to learn from" in note for note in run.notes)
+
+
+def test_api_tuned_threshold_is_the_one_saved(tmp_path: Path) -> None:
+    config = load_config(None, ["train.epochs=2", "train.tune_threshold=true"])
+    result = api.train(config, tmp_path / "run")
+    tagger, _, meta = load_model(tmp_path / "run" / "model")
+    assert meta["threshold"] == tagger.threshold == result.threshold
+    assert api.evaluate(tmp_path / "run" / "model", DEV).entity.f1 == result.dev.entity.f1

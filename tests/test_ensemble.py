@@ -102,3 +102,8 @@ def test_ensemble_cli_prints_members_and_the_ensemble(tmp_path: Path) -> None:
     assert "ensemble of 2 (best epochs 1, 1)" in result.stdout
     predicted = invoke(["predict", "--model", str(tmp_path / "run" / "model"), "Flights to Paris resumed."])
     assert_ok(predicted)
+
+
+def test_ensemble_init_from_an_ensemble_model_is_refused(ensemble: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ensemble of 2"):
+        api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "x", init_from=ensemble / "model")

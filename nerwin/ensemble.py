@@ -106,7 +106,7 @@ class EnsembleRun:
                     report = replace(report, member=k)
                     self.reports.append(report)
                     with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                        handle.write(_json_line(report))
+                        handle.write(json.dumps(report.to_dict()) + "\n")
                     yield report
             except TrainingInterrupted as err:
                 raise TrainingInterrupted(self.out_dir, err.state, err.signal_name) from None
@@ -138,10 +138,6 @@ class EnsembleRun:
                        {"member_epochs": list(epochs), "seed": self.config.train.seed, "versions": versions()})
         return TrainResult(self.out_dir, epochs[0], scores, threshold, time.perf_counter() - self.started,
                            self.reports, epochs)
-
-
-def _json_line(report: EpochReport) -> str:
-    return json.dumps(report.to_dict()) + "\n"
 
 
 def _member_finished(folder: Path, config: Config) -> bool:

@@ -54,6 +54,8 @@ class WindowClassifier:
         self.params = params
         self.n_layers = len(shape.hidden)
         self._act = ACTIVATIONS[shape.activation].apply
+        self._layers = [(_name("W", i, shape), _name("b", i, shape), _name("a", i, shape))
+                        for i in range(1, self.n_layers + 1)]  # parameter names of each hidden layer
 
     @classmethod
     def initialise(cls, shape: ModelShape, rng: np.random.Generator, embeddings: Array | None = None,
@@ -120,11 +122,11 @@ class WindowClassifier:
                dropout: Dropout | None = None) -> Tensor:
         """The last hidden layer h (n, H) from window vectors x."""
         h = x
-        for i in range(1, self.n_layers + 1):
-            z = affine(h, self.params[_name("W", i, self.shape)], self.params[_name("b", i, self.shape)])
+        for weight, bias, slope_name in self._layers:
+            z = affine(h, self.params[weight], self.params[bias])
             if pre_activations is not None:
                 pre_activations.append(z.data)
-            slope = self.params.get(_name("a", i, self.shape))
+            slope = self.params.get(slope_name)
             h = self._act(z) if slope is None else self._act(z, slope)
             if dropout is not None:
                 h = drop_units(h, dropout.rate, dropout.rng)

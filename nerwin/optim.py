@@ -18,7 +18,12 @@ class SGD:
         self._steps: dict[str, np.ndarray] = {}  # one reused buffer per dense parameter
 
     def step(self) -> None:
-        """Apply one update from the current gradients, then clear them."""
+        """Apply one update from the current gradients, then clear them.
+
+        The gradients are consumed: a dense gradient array that no other parameter shares may be
+        scaled in place (saving a pass over W), so read `.grad` before calling step(), not after.
+        """
+        shared = _shared_arrays([p.grad for p in self.params.values()])
         for name, p in self.params.items():
             grad, p.grad = p.grad, None
             if grad is None:
@@ -27,11 +32,29 @@ class SGD:
             if isinstance(grad, RowSparseGrad):
                 sparse_update(p.data, grad, lr)
             else:
-                step = self._steps.get(name)
-                if step is None or step.shape != p.data.shape or step.dtype != p.data.dtype:
-                    step = self._steps[name] = np.empty_like(p.data)
+                step = self._scratch(name, p.data, grad, shared)
                 np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
-                p.data -= step
+                np.subtract(p.data, step, out=p.data)
+
+    def _scratch(self, name: str, data: np.ndarray, grad: np.ndarray, shared: set[int]) -> np.ndarray:
+        """Where lr * grad goes: grad itself when it owns its memory alone, else a reused buffer."""
+        if grad.flags.owndata and grad.flags.writeable and grad.dtype == data.dtype \
+                and grad.shape == data.shape and id(grad) not in shared:
+            return grad
+        step = self._steps.get(name)
+        if step is None or step.shape != data.shape or step.dtype != data.dtype:
+            step = self._steps[name] = np.empty_like(data)
+        return step
+
+
+def _shared_arrays(grads: list) -> set[int]:
+    """ids of arrays that are the gradient of more than one parameter (Add passes one array to both)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    for grad in grads:
+        if grad is not None:
+            (shared if id(grad) in seen else seen).add(id(grad))
+    return shared
 
 
 _COLUMNS: dict[int, np.ndarray] = {}

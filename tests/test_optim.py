@@ -123,3 +123,33 @@ def test_optim_step_updates_in_place_and_keeps_dtype(rng: np.random.Generator) -
     w.grad = np.ones(3, np.float32)
     SGD({"w": w}, lr=0.1).step()
     assert w.data is buffer and w.data.dtype == np.float32
+
+
+def test_optim_step_shared_gradient_array_updates_both_parameters(rng: np.random.Generator) -> None:
+    a = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    b = Tensor(rng.normal(size=(3, 2)), requires_grad=True)
+    weights = rng.normal(size=(3, 2))
+    ((a + b) * weights).sum().backward()
+    assert a.grad is b.grad  # Add hands one array to both inputs
+    expected_a, expected_b = a.data - 0.5 * weights, b.data - 0.1 * weights
+    SGD({"a": a, "b": b}, lr=0.5, scales={"b": 0.2}).step()
+    np.testing.assert_allclose(a.data, expected_a, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(b.data, expected_b, rtol=0, atol=1e-15)
+
+
+def test_optim_step_leaves_the_backward_seed_alone(rng: np.random.Generator) -> None:
+    w = Tensor(rng.normal(size=(4,)), requires_grad=True)
+    seed = rng.normal(size=(4,))
+    kept = seed.copy()
+    (w + 0.0).backward(seed)  # Add passes the seed straight through as w's gradient
+    SGD({"w": w}, lr=0.3).step()
+    np.testing.assert_array_equal(seed, kept)
+
+
+def test_optim_step_matches_a_plain_update_bit_for_bit(rng: np.random.Generator) -> None:
+    w = Tensor(rng.normal(size=(5, 4)).astype(np.float32), requires_grad=True)
+    x = rng.normal(size=(3, 5)).astype(np.float32)
+    (Tensor(x) @ w).sum().backward()
+    expected = w.data - w.grad * np.float32(0.3)
+    SGD({"W": w}, lr=0.3).step()
+    assert w.data.tobytes() == expected.tobytes()

@@ -119,7 +119,7 @@ class Affine(Function):
     def backward(ctx: Context, grad_out: Array) -> tuple[Array | None, Array, Array]:
         x, w = ctx.saved
         grad_x = _times_transpose(grad_out, w) if ctx.needs_input_grad[0] else None
-        return grad_x, _outer_or_matmul(x, grad_out), grad_out.sum(axis=0)
+        return grad_x, _outer_or_matmul(x, grad_out), np.add.reduce(grad_out, axis=0)
 
 
 def _times_transpose(grad_out: Array, w: Array) -> Array:
@@ -267,7 +267,7 @@ class GatherConcat(Function):
         out = np.empty((n, sum(widths)), dtype=tables[0].dtype)
         start = 0
         for table, index, width in zip(tables, ids, widths):  # gather straight into x, no copies
-            np.take(table, index, axis=0, out=out[:, start:start + width].reshape(index.shape + table.shape[1:]))
+            table.take(index, axis=0, out=out[:, start:start + width].reshape(index.shape + table.shape[1:]))
             start += width
         ctx.ids, ctx.shapes, ctx.widths = ids, [t.shape for t in tables], widths
         return out
@@ -354,7 +354,7 @@ class SigmoidBCE(Function):
         losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
         if weight is not None:
             losses = losses * weight
-        return np.asarray(losses.mean(), dtype=z.dtype)
+        return np.asarray(np.add.reduce(losses, axis=None) / losses.size, dtype=z.dtype)  # = mean()
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array, None, None]:

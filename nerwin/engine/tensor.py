@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from itertools import count
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from nerwin.engine.sparse import RowSparseGrad
 
 Array = np.ndarray
 _GRAD_ENABLED = True
+_RECORDED = count()  # numbers recorded op applications in creation order, which is a topological order
 
 
 class GradientShapeError(AssertionError):
@@ -41,6 +43,7 @@ class Context:
         self.saved: tuple[Array, ...] = ()
         self.parents: tuple[Tensor, ...] = ()
         self.op: type[Function] | None = None
+        self.seq = -1  # this application's place in creation order (set when recorded)
 
     def save_for_backward(self, *arrays: Array) -> None:
         """Keep arrays for backward; a no-op when no graph is recorded."""
@@ -68,7 +71,7 @@ class Function:
         ctx = Context(needs, recording)
         out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), requires_grad=recording)
         if recording:
-            ctx.parents, ctx.op = tensors, cls
+            ctx.parents, ctx.op, ctx.seq = tensors, cls, next(_RECORDED)
             out._ctx = ctx
         return out
 
@@ -107,16 +110,17 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(f"backward() without a gradient needs a scalar, got {self.shape}")
-            grad = np.ones_like(self.data)
+            seed = np.ones(self.data.shape, self.data.dtype)
+        else:
+            seed = np.array(grad, dtype=self.data.dtype)  # a copy: SGD may scale gradients in place
         order = topological_order(self)
-        for node in order:  # leaves accumulate across calls; inner nodes hold this pass only
-            if node._ctx is not None:
-                node.grad = None
-        _accumulate(self, np.asarray(grad, dtype=self.data.dtype), "seed")
+        for node in order:  # leaves accumulate across calls; op outputs hold this pass only
+            node.grad = None
+        _accumulate(self, seed, "seed")
         for node in reversed(order):
-            ctx = node._ctx
-            if ctx is None or node.grad is None:
+            if node.grad is None:
                 continue
+            ctx = node._ctx
             grads = ctx.op.backward(ctx, node.grad)
             for parent, g in zip(ctx.parents, grads):
                 if g is not None and parent.requires_grad:
@@ -192,24 +196,25 @@ def _ops() -> Any:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Op outputs that `root` depends on, each after its inputs (iterative, no recursion limit).
 
-    Leaves (parameters, inputs) are left out: backward only visits nodes that have an op.
+    One visit per node finds them; sorting by creation order then orders them, since an op's
+    inputs always exist before its output. Leaves (parameters, inputs) are left out: backward
+    only visits nodes that have an op.
     """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    if root._ctx is None:
+        return []
+    found = {id(root): root}
+    stack = [root]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None:
-            stack.extend([(p, False) for p in node._ctx.parents
-                          if p._ctx is not None and id(p) not in visited])
-    return order
+        for parent in stack.pop()._ctx.parents:
+            if parent._ctx is not None and id(parent) not in found:
+                found[id(parent)] = parent
+                stack.append(parent)
+    return sorted(found.values(), key=_creation)
+
+
+def _creation(node: Tensor) -> int:
+    """Where the op that made `node` was recorded."""
+    return node._ctx.seq
 
 
 def _accumulate(tensor: Tensor, grad: Array | RowSparseGrad, op_name: str) -> None:

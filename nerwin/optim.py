@@ -62,10 +62,13 @@ _COLUMNS: dict[int, np.ndarray] = {}
 
 def sparse_update(table: np.ndarray, grad: RowSparseGrad, lr: float) -> None:
     """table[ids] -= lr * rows, summing repeated ids; touches only those rows (never V x d)."""
-    d = table.shape[1]
+    step = grad.rows.reshape(-1) * np.asarray(lr, table.dtype)
+    np.subtract.at(table.reshape(-1), flat_indices(grad.ids, table.shape[1]), step)
+
+
+def flat_indices(ids: np.ndarray, d: int) -> np.ndarray:
+    """Element indices of rows `ids` of a C-ordered (V, d) table, row after row, in int64."""
     columns = _COLUMNS.get(d)
     if columns is None:
         columns = _COLUMNS[d] = np.arange(d)
-    flat_index = (grad.ids[:, None] * d + columns).reshape(-1)
-    step = grad.rows.reshape(-1) * np.asarray(lr, table.dtype)
-    np.subtract.at(table.reshape(-1), flat_index, step)
+    return (np.multiply(ids[:, None], d, dtype=np.int64) + columns).reshape(-1)  # int32 would wrap

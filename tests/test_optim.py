@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nerwin.engine import RowSparseGrad, Tensor, gather
-from nerwin.optim import SGD, sparse_update
+from nerwin.optim import SGD, flat_indices, sparse_update
 
 
 def _dense(grad: RowSparseGrad) -> np.ndarray:
@@ -153,3 +153,10 @@ def test_optim_step_matches_a_plain_update_bit_for_bit(rng: np.random.Generator)
     expected = w.data - w.grad * np.float32(0.3)
     SGD({"W": w}, lr=0.3).step()
     assert w.data.tobytes() == expected.tobytes()
+
+
+def test_optim_flat_indices_do_not_wrap_for_big_tables() -> None:
+    ids = np.array([0, 2**29 + 1], dtype=np.int32)  # row 2**29 + 1 of a d = 4 table starts past 2**31
+    index = flat_indices(ids, 4)
+    assert index.dtype == np.int64
+    np.testing.assert_array_equal(index, [0, 1, 2, 3] + [(2**29 + 1) * 4 + k for k in range(4)])

@@ -69,7 +69,7 @@ class Function:
         needs = tuple([t.requires_grad for t in tensors])
         recording = _GRAD_ENABLED and True in needs
         ctx = Context(needs, recording)
-        out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), requires_grad=recording)
+        out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), recording)
         if recording:
             ctx.parents, ctx.op, ctx.seq = tensors, cls, next(_RECORDED)
             out._ctx = ctx

@@ -18,6 +18,9 @@ from nerwin.errors import ConfigError
 # What PyYAML's safe loader raises besides YAMLError (bad !!float/!!int/!!bool tags, deep nesting)
 YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
+DROPOUT_STEPS = 256  # nerwin.engine.ops.dropout keeps an entry when a random byte is below a cut
+DROPOUT_RULE = (f"0 (off) or above 1/{2 * DROPOUT_STEPS} = {1 / (2 * DROPOUT_STEPS)} and below 1 "
+                f"(rates come in steps of 1/{DROPOUT_STEPS}; smaller ones would drop nothing)")
 
 
 @dataclass(frozen=True)
@@ -115,12 +118,17 @@ class TrainConfig:
             ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
             ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
-            ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+            ("dropout", _dropout_ok(self.dropout), DROPOUT_RULE),
             ("aux_weight", 0 <= self.aux_weight < math.inf, ">= 0 and finite"),
             ("ensemble", 1 <= self.ensemble <= 20, "in 1..20"),
             ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
         return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]
+
+
+def _dropout_ok(rate: float) -> bool:
+    """0, or a rate below 1 that still drops something in steps of 1/256 (rounded as ops.dropout does)."""
+    return rate == 0 or (0 < rate < 1 and round((1.0 - rate) * DROPOUT_STEPS) < DROPOUT_STEPS)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,16 +10,15 @@ from typing import Iterator
 import numpy as np
 
 from nerwin.config import Config, load_config, save_config
-from nerwin.errors import ConfigError, ModelError
+from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.modelio import load_model, save_model
 from nerwin.paths import default_run_dir
-from nerwin.run import (CHECKPOINT, THRESHOLDS, TrainingInterrupted, TrainingRun, TrainResult, check_out_dir,
-                        create_out_dir)
+from nerwin.run import (CHECKPOINT, MEMBERS_DIR, THRESHOLDS, TrainingInterrupted, TrainingRun, TrainResult,
+                        check_out_dir, create_out_dir)
 from nerwin.tagger import Tagger
 from nerwin.training import EpochReport, Progress
 from nerwin.versions import versions
 
-MEMBERS_DIR = "members"
 SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
 
 
@@ -64,16 +62,13 @@ class EnsembleRun:
         if _resume:
             self._first = None
             done = self._finished_members()
-            self.finished = done == self.size and (self.out_dir / "model" / "meta.json").is_file()
+            self.finished = all(done) and self._ensemble_saved()
             self.notes = [f"{self.out_dir}: the ensemble already finished; nothing to resume" if self.finished
-                          else f"resuming ensemble {self.out_dir}: {done} of {self.size} members done"]
+                          else self._resume_note(done)]
             return
         check_out_dir(self.out_dir, force)
         self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
-        create_out_dir(self.out_dir, force)
-        for stale in (self.out_dir / MEMBERS_DIR).iterdir():  # members of an earlier run in this folder
-            if stale.name != "1":
-                shutil.rmtree(stale, ignore_errors=True)
+        create_out_dir(self.out_dir, force, keep_members=("1",))  # member 1 cleared its own folder
         save_config(config, self.out_dir / "config.yaml")
         self.finished = False
         seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
@@ -83,18 +78,30 @@ class EnsembleRun:
     def _member_dir(self, k: int) -> Path:
         return self.out_dir / MEMBERS_DIR / str(k)
 
-    def _finished_members(self) -> int:
-        return sum(_member_finished(self._member_dir(k), member_config(self.config, k - 1))
-                   for k in range(1, self.size + 1))
+    def _finished_members(self) -> list[bool]:
+        return [_member_finished(self._member_dir(k), member_config(self.config, k - 1))
+                for k in range(1, self.size + 1)]
+
+    def _resume_note(self, done: list[bool]) -> str:
+        """Which member training continues with, and how many are done."""
+        where = (f"at member {done.index(False) + 1} of {self.size}" if not all(done)
+                 else "averaging the finished members")
+        return f"resuming ensemble {self.out_dir} {where}: {sum(done)} of {self.size} members done"
+
+    def _ensemble_saved(self) -> bool:
+        """True when RUN/model is this ensemble's average (its meta, seed and config match)."""
+        meta = _saved_meta(self.out_dir / "model", self.config)
+        return meta is not None and meta.get("members") == self.size
 
     def _member_run(self, k: int) -> TrainingRun:
         """Member k (from 1): the run made at start, its checkpoint when resuming, else a new run."""
         if k == 1 and self._first is not None:
             return self._first
         folder = self._member_dir(k)
-        if self._resume and (folder / CHECKPOINT / "meta.json").is_file():
+        config = member_config(self.config, k - 1)
+        if self._resume and _saved_meta(folder / CHECKPOINT, config) is not None:
             return TrainingRun.resume(folder)
-        return TrainingRun(member_config(self.config, k - 1), folder, force=True)
+        return TrainingRun(config, folder, force=True)  # a stale checkpoint of another config is cleared
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train the members in turn; each report says which member it is."""
@@ -109,7 +116,7 @@ class EnsembleRun:
                         handle.write(json.dumps(report.to_dict()) + "\n")
                     yield report
             except TrainingInterrupted as err:
-                raise TrainingInterrupted(self.out_dir, err.state, err.signal_name) from None
+                raise TrainingInterrupted(self.out_dir, err.state, err.signal_name, (k, self.size)) from None
             self._first = None  # free member 1's data before the next member loads its own
 
     def finish(self) -> TrainResult:
@@ -141,9 +148,24 @@ class EnsembleRun:
 
 
 def _member_finished(folder: Path, config: Config) -> bool:
-    """True when the member's checkpoint says its training ended (last epoch or patience)."""
-    try:
-        state = json.loads((folder / CHECKPOINT / "meta.json").read_text(encoding="utf-8"))["train_state"]
-        return state["epoch"] > config.train.epochs or state["since_best"] >= config.train.patience
-    except (OSError, ValueError, KeyError, TypeError):
+    """True when the member's checkpoint and best model were saved with `config` and training ended."""
+    meta = _saved_meta(folder / CHECKPOINT, config)
+    if meta is None or _saved_meta(folder / "model", config) is None:
         return False
+    try:
+        state = meta["train_state"]
+        return state["epoch"] > config.train.epochs or state["since_best"] >= config.train.patience
+    except (KeyError, TypeError):
+        return False
+
+
+def _saved_meta(directory: Path, config: Config) -> dict | None:
+    """The meta of the model in `directory` if it was saved with `config` and its seed, else None."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        saved = load_config(directory / "config.yaml")
+    except (OSError, UnicodeDecodeError, ValueError, NerwinError):
+        return None
+    if not isinstance(meta, dict) or meta.get("seed") != config.train.seed or saved != config:
+        return None
+    return meta

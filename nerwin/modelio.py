@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -23,6 +24,7 @@ from nerwin.tagger import Tagger
 
 FORMAT_VERSION = 2  # 2 added ensembles (meta "members" > 1); a single model is still written as 1
 MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
+MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
 
 
@@ -65,8 +67,8 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
     shape = _read_shape(meta["shape"], directory / "meta.json")
     vocab = _read_vocab(directory / "vocab.txt", config)
     features = _read_features(directory / "features.json", shape)
-    models = [WindowClassifier(shape, params)
-              for params in _read_weights(directory / "weights.npz", shape, len(vocab), meta["members"])]
+    weights = _read_weights(directory / "weights.npz", shape, len(vocab), meta)
+    models = [WindowClassifier(shape, params) for params in weights]
     tagger = Tagger(models[0], vocab, float(meta.get("threshold", 0.5)), features, tuple(models[1:]))
     return tagger, config, meta
 
@@ -166,20 +168,14 @@ def _read_vocab(path: Path, config: Config) -> Vocab:
         raise ModelError(f"{path}: unreadable vocabulary ({err})") from None
 
 
-def _read_weights(path: Path, shape: ModelShape, vocab_size: int, members: int) -> list[dict[str, Tensor]]:
+def _read_weights(path: Path, shape: ModelShape, vocab_size: int,
+                  meta: dict[str, Any]) -> list[dict[str, Tensor]]:
     """Each member's parameters, every array checked against the shape the meta records."""
     expected = _expected_shapes(shape, vocab_size)
-    try:
-        with open(path, "rb") as handle:
-            archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with archive:
-                arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
+    arrays = _read_arrays(path)
+    _check_members(path, arrays, meta["members"], meta["format_version"])
     out = []
-    for member in range(members):
+    for member in range(meta["members"]):
         prefix = MEMBER_PREFIX.format(member) if member else ""
         for name, want in expected.items():
             got = arrays.get(prefix + name)
@@ -190,6 +186,31 @@ def _read_weights(path: Path, shape: ModelShape, vocab_size: int, members: int) 
         out.append({k: Tensor(np.ascontiguousarray(arrays[prefix + k], dtype=shape.dtype), requires_grad=True,
                               name=k) for k in expected})
     return out
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a weights.npz, or ModelError when it is not a readable archive."""
+    try:
+        with open(path, "rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with archive:
+                return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
+
+
+def _check_members(path: Path, arrays: dict[str, np.ndarray], members: int, version: int) -> None:
+    """The member{k}. arrays must be those of the members 2..N meta.json records (none in format 1)."""
+    found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, arrays) if m})
+    held = ", ".join(f"member{k}" for k in found) or "none"
+    if version < 2 and (members > 1 or found):
+        raise ModelError(f"{path}: format_version {version} is one model, but meta.json records {members} "
+                         f"member(s) and the weights hold member arrays: {held}")
+    if found != list(range(1, members)):
+        raise ModelError(f"{path}: meta.json records {members} member(s), but the weights hold "
+                         f"{1 + len(found)} (member arrays: {held})")
 
 
 def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int, ...]]:

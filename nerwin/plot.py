@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ INSTALL_HINT = ('nerwin plot needs matplotlib, an optional extra: python -m pip 
 PANEL_TITLES = {"diagnostics": "other diagnostics", "grad_norm": "gradient norm per parameter",
                 "update_ratio": "update size / weight size per step",
                 "scores": "logits of sampled windows by gold class"}  # known diagnostics groups
+MEMBER_MARKERS = "os^Dv<>ph*"  # an ensemble member's marker in the diagnostics panels
 LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
 
 Series = list[float | None]
@@ -41,7 +43,7 @@ class Curves:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The epoch records of RUN_DIR/metrics.jsonl (the last record wins for a repeated epoch)."""
+    """The epoch records of RUN_DIR/metrics.jsonl by member, then epoch (the last wins for a repeat)."""
     run_dir = Path(run_dir)
     path = run_dir / METRICS
     if not run_dir.is_dir():
@@ -49,7 +51,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not path.is_file():
         raise NerwinError(f"{run_dir}: no {METRICS}; is this a run directory written by "
                           "nerwin train?")
-    records: dict[int, dict] = {}
+    records: dict[tuple[int, int], dict] = {}  # (member, epoch): an ensemble's members share epochs
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -61,10 +63,21 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
                 and _is_number(record.get("loss"))):
             raise DataError("expected an object with an integer 'epoch' and a number 'loss'",
                             path, number)
-        records[record["epoch"]] = record
+        member = record.get("member", 0)  # only an ensemble's lines carry one
+        if "member" in record and (isinstance(member, bool) or not isinstance(member, int) or member < 1):
+            raise DataError(f"'member' must be a whole number >= 1, got {member!r}", path, number)
+        records[(member, record["epoch"])] = record
     if not records:
         raise DataError("no epoch recorded yet", path)
-    return [records[e] for e in sorted(records)]
+    return [records[key] for key in sorted(records)]
+
+
+def member_curves(records: list[dict]) -> dict[int, Curves]:
+    """The curves of each member of an ensemble (member 0 alone for a single model), in order."""
+    groups: dict[int, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record.get("member", 0), []).append(record)
+    return {member: curves_from_records(group) for member, group in sorted(groups.items())}
 
 
 def curves_from_records(records: list[dict]) -> Curves:
@@ -125,9 +138,10 @@ def _number(value: object) -> float | None:
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Draw RUN_DIR's learning curves to `out` (default RUN_DIR/curves.png); return the path."""
     run_dir = Path(run_dir)
-    curves = curves_from_records(read_metrics(run_dir))
+    members = member_curves(read_metrics(run_dir))
     target = Path(out) if out is not None else run_dir / DEFAULT_NAME
-    figure = draw_curves(curves, title=str(run_dir.resolve().name))
+    title = str(run_dir.resolve().name)
+    figure = draw_curves(members[0], title) if list(members) == [0] else draw_members(members, title)
     try:
         figure.savefig(target, dpi=110)
     except (OSError, ValueError) as err:
@@ -147,36 +161,91 @@ def _matplotlib():
 
 def draw_curves(curves: Curves, title: str = ""):
     """A matplotlib Figure: loss, dev scores and one panel per diagnostics group."""
-    Figure, MaxNLocator = _matplotlib()
-    n = 2 + len(curves.diagnostics)
-    cols = 1 if n == 1 else 2
-    rows = math.ceil(n / cols)
-    figure = Figure(figsize=(6.2 * cols, 4.0 * rows), layout="constrained")
-    axes = figure.subplots(rows, cols, squeeze=False).ravel()
+    figure, axes = _figure(2 + len(curves.diagnostics))
     _draw_loss(axes[0], curves)
     _draw_dev(axes[1], curves)
     for ax, (panel, series) in zip(axes[2:], curves.diagnostics.items()):
         _draw_diagnostics(ax, panel, series, curves)
+    _epoch_axes(axes, curves.epochs, has_dev=bool(curves.dev))
+    figure.suptitle(_headline(curves, title))
+    return figure
+
+
+def draw_members(members: dict[int, Curves], title: str = ""):
+    """A Figure for an ensemble: loss and dev F1 with a curve per member, then the diagnostics."""
+    merged = _merge_members(members)
+    figure, axes = _figure(2 + len(merged.diagnostics))
+    _draw_member_loss(axes[0], members)
+    _draw_member_dev(axes[1], members)
+    for ax, (panel, series) in zip(axes[2:], merged.diagnostics.items()):
+        _draw_diagnostics(ax, panel, series, merged)
+    _epoch_axes(axes, merged.epochs, has_dev=any(c.dev for c in members.values()))
+    figure.suptitle(_member_headline(members, title))
+    return figure
+
+
+def _figure(n: int):
+    """A Figure with n panels in two columns, and its visible axes."""
+    Figure, _ = _matplotlib()
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    figure = Figure(figsize=(6.2 * cols, 4.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
-    first, last = min(curves.epochs), max(curves.epochs)
-    for ax in axes[:n]:
-        if ax is axes[1] and not curves.dev:
+    return figure, axes[:n]
+
+
+def _epoch_axes(axes, epochs: list[int], has_dev: bool) -> None:
+    """Whole-epoch x axes and a grid on every panel (not on an empty dev panel)."""
+    _, MaxNLocator = _matplotlib()
+    first, last = min(epochs), max(epochs)
+    for ax in axes:
+        if ax is axes[1] and not has_dev:
             continue
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         if first == last:  # one epoch: keep the axis on whole epochs
             ax.set_xlim(first - 0.5, last + 0.5)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    figure.suptitle(_headline(curves, title))
-    return figure
+
+
+def _merge_members(members: dict[int, Curves]) -> Curves:
+    """Every member's diagnostics on the union of their epochs, each series named after its member."""
+    epochs = sorted({e for c in members.values() for e in c.epochs})
+    empty: Series = [None] * len(epochs)
+    merged = Curves(epochs, list(empty), list(empty), None)
+    for member, curves in members.items():
+        for panel, series in curves.diagnostics.items():
+            for name, values in series.items():
+                by_epoch = dict(zip(curves.epochs, values))
+                merged.diagnostics.setdefault(panel, {})[f"member {member} {name}"] = \
+                    [by_epoch.get(e) for e in epochs]
+    return merged
+
+
+def _member_headline(members: dict[int, Curves], title: str) -> str:
+    text = f"{title}: ensemble of {len(members)}"
+    best = [_best_f1(c) for c in members.values()]
+    if None in best:
+        return text
+    epochs = ", ".join(str(c.best_epoch) for c in members.values())
+    scores = ", ".join(f"{100 * f1:.2f}" for f1 in best)
+    return f"{text}, best epochs {epochs}, members' dev location F1 {scores}"
+
+
+def _best_f1(curves: Curves) -> float | None:
+    """Dev entity F1 at the best epoch, if both are known."""
+    f1 = curves.dev.get("entity f1")
+    if curves.best_epoch is None or f1 is None:
+        return None
+    return f1[curves.epochs.index(curves.best_epoch)]
 
 
 def _headline(curves: Curves, title: str) -> str:
-    f1 = curves.dev.get("entity f1")
-    if curves.best_epoch is None or f1 is None:
+    best = _best_f1(curves)
+    if best is None:
         return f"{title}: {len(curves.epochs)} epoch(s)"
-    best = f1[curves.epochs.index(curves.best_epoch)]
     return f"{title}: best epoch {curves.best_epoch}, dev location F1 {100 * best:.2f}"
 
 
@@ -211,6 +280,43 @@ def _draw_loss(ax, curves: Curves) -> None:
     ax.legend(handles, labels, loc="center right")
 
 
+def _draw_member_loss(ax, members: dict[int, Curves]) -> None:
+    ax.set_title("Training loss per member (mean cross-entropy per window)")
+    ax.set_ylabel("loss")
+    for i, (member, curves) in enumerate(members.items()):
+        ax.plot(curves.epochs, _values(curves.loss), marker="o", color=f"C{i % 10}",
+                label=f"member {member}")
+    ax.legend(loc="best")
+
+
+def _draw_member_dev(ax, members: dict[int, Curves]) -> None:
+    ax.set_title("Dev locations: entity F1 per member")
+    if not any(c.dev for c in members.values()):
+        _no_dev(ax)
+        return
+    ax.set_ylabel("%")
+    for i, (member, curves) in enumerate(members.items()):
+        f1 = curves.dev.get("entity f1")
+        if f1 is None:
+            continue
+        colour = f"C{i % 10}"
+        ax.plot(curves.epochs, _values(f1, 100), marker="o", color=colour, label=f"member {member}")
+        best = _best_f1(curves)
+        if best is not None:
+            ax.plot([curves.best_epoch], [100 * best], marker="*", markersize=13, color=colour,
+                    markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+    ax.legend(loc="best", framealpha=0.9)
+
+
+def _no_dev(ax) -> None:
+    """An empty dev panel that says why."""
+    ax.text(0.5, 0.5, "no dev set (data.dev: null)", transform=ax.transAxes, ha="center",
+            va="center", color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel("")
+
+
 _DEV_STYLE = {  # series -> (label, colour, line style, marker)
     "entity precision": ("Precision", "tab:orange", "-", "s"),
     "entity recall": ("Recall", "tab:green", "-", "^"),
@@ -223,11 +329,7 @@ def _draw_dev(ax, curves: Curves) -> None:
     ax.set_title("Dev locations: entity precision, recall, F1")
     ax.set_ylabel("%")
     if not curves.dev:
-        ax.text(0.5, 0.5, "no dev set (data.dev: null)", transform=ax.transAxes, ha="center",
-                va="center", color="0.4")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel("")
+        _no_dev(ax)
         return
     for name, (label, color, style, marker) in _DEV_STYLE.items():
         if name in curves.dev:
@@ -248,19 +350,22 @@ def _draw_dev(ax, curves: Curves) -> None:
 
 
 def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves) -> None:
-    """A line per series; X.p10 with X.p90 become a band, X.p50 a dashed line; a colour per X."""
+    """A line per series; X.p10 with X.p90 become a band, X.p50 a dashed line; a colour per X
+    (the same X of each ensemble member, "member K X", shares a colour and gets its own marker)."""
     ax.set_title(PANEL_TITLES.get(panel, panel.replace("_", " ")))
     colours = {}
     for name, values in series.items():
         stem, _, stat = name.rpartition(".")
-        colour = colours.setdefault(stem or name, f"C{len(colours) % 10}")
+        member, own = _member_prefix(stem or name)
+        colour = colours.setdefault(own, f"C{len(colours) % 10}")
+        marker = MEMBER_MARKERS[(member - 1) % len(MEMBER_MARKERS)] if member else "."
         if stat == "p90" and f"{stem}.p10" in series:
             continue
         if stat == "p10" and f"{stem}.p90" in series:
             ax.fill_between(curves.epochs, _values(values), _values(series[f"{stem}.p90"]),
                             color=colour, alpha=0.15, label=f"{stem} p10-p90")
         else:
-            ax.plot(curves.epochs, _values(values), marker=".", color=colour, label=name,
+            ax.plot(curves.epochs, _values(values), marker=marker, color=colour, label=name,
                     linestyle="--" if stat == "p50" else "-")
     positive = [v for values in series.values() for v in values if v is not None and v > 0]
     if positive and len(positive) == sum(v is not None for vs in series.values() for v in vs) \
@@ -268,3 +373,9 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
         ax.set_yscale("log")
     _mark_best(ax, curves)
     ax.legend(fontsize="small", loc="best", ncols=2 if len(series) > 6 else 1)
+
+
+def _member_prefix(name: str) -> tuple[int, str]:
+    """(K, rest) of a merged ensemble series "member K rest"; (0, name) otherwise."""
+    match = re.fullmatch(r"member (\d+) (.+)", name)
+    return (int(match.group(1)), match.group(2)) if match else (0, name)

@@ -21,11 +21,11 @@ from nerwin.data.features import TokenFeature
 from nerwin.diagnostics import probe_sample
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
-from nerwin.errors import ConfigError, NerwinError
+from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.heap import keep_freed_memory
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model import ModelShape, WindowClassifier
-from nerwin.modelio import load_model, save_model
+from nerwin.modelio import FILES, load_model, save_model
 from nerwin.paths import cache_dir, default_run_dir, resolve_data_path
 from nerwin.tagger import Tagger
 from nerwin.training import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
@@ -33,15 +33,20 @@ from nerwin.versions import versions
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
+MEMBERS_DIR = "members"  # an ensemble's member runs: RUN/members/1, RUN/members/2, ...
+MODEL_FILES = (*FILES, "features.json")  # what save_model writes into a model directory
 
 
 class TrainingInterrupted(NerwinError):
     """Training was stopped by a signal after writing a resumable checkpoint."""
 
-    def __init__(self, out_dir: Path, state: TrainState, signal_name: str):
-        self.signal_name, self.state = signal_name, state
-        super().__init__(f"{signal_name}: stopped in epoch {state.epoch} after {state.step} steps; "
-                         f"checkpoint saved; resume with: nerwin train --resume {out_dir}")
+    def __init__(self, out_dir: Path, state: TrainState, signal_name: str,
+                 member: tuple[int, int] | None = None):
+        self.signal_name, self.state, self.member = signal_name, state, member
+        which = f"member {member[0]} of {member[1]}, " if member else ""
+        then = f" (continues member {member[0]})" if member else ""
+        super().__init__(f"{signal_name}: stopped in {which}epoch {state.epoch} after {state.step} steps; "
+                         f"checkpoint saved; resume with: nerwin train --resume {out_dir}{then}")
 
 
 @dataclass
@@ -96,7 +101,7 @@ class TrainingRun:
         if not (checkpoint / "meta.json").is_file():
             raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
         tagger, config, meta = load_model(checkpoint)
-        state = TrainState.from_dict(meta["train_state"])
+        state = _train_state(meta, checkpoint)
         run = cls(config, out_dir, _resume=True)
         run.finished = state.epoch > config.train.epochs or state.since_best >= config.train.patience
         run.tagger = tagger
@@ -188,6 +193,9 @@ class TrainingRun:
         shape = replace(tagger.model.shape, vocab_size=len(vocab))
         self.notes.append(f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
                           f"to its {len(old):,}; model settings taken from that model")
+        if self.config.train.aux_weight > 0 and not shape.aux_types:
+            self.notes.append(f"warning: train.aux_weight is ignored: the model's heads come from "
+                              f"{model_dir}, which has no heads for other entity types")
         return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold,
                       tagger.features)
 
@@ -267,6 +275,15 @@ class TrainingRun:
         return threshold, scores
 
 
+def _train_state(meta: dict, checkpoint: Path) -> TrainState:
+    """The training state a checkpoint's meta.json records, or ModelError naming the checkpoint."""
+    try:
+        return TrainState.from_dict(meta["train_state"])
+    except (KeyError, TypeError):
+        raise ModelError(f"{checkpoint}: meta.json has no valid train_state; "
+                         "not a resumable checkpoint") from None
+
+
 class _StopFlag:
     """Set by SIGINT/SIGTERM; training checks it between steps."""
 
@@ -326,11 +343,51 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
                           "writable directory)")
 
 
-def create_out_dir(out_dir: Path, force: bool) -> None:
-    """Create the run folder (checked by check_out_dir); with force, restart its metrics log."""
+def create_out_dir(out_dir: Path, force: bool, keep_members: tuple[str, ...] = ()) -> None:
+    """Create the run folder (checked by check_out_dir); with force, clear an earlier run's outputs."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if force and (out_dir / "metrics.jsonl").exists():
-            (out_dir / "metrics.jsonl").unlink()
+        if force:
+            clear_outputs(out_dir, keep_members)
     except OSError as err:
         raise NerwinError(f"{out_dir}: cannot write the output directory ({err.strerror})") from None
+
+
+def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
+    """Delete what nerwin wrote in out_dir (metrics, model, checkpoint, members); other files stay."""
+    _unlink_file(out_dir / "metrics.jsonl")
+    for name in ("model", CHECKPOINT):  # with the staging folders of an interrupted save
+        for folder in [out_dir / name, *sorted(out_dir.glob(f".{name}.*"))]:
+            _clear_model_dir(folder)
+    members = out_dir / MEMBERS_DIR
+    if not _is_real_dir(members):
+        return
+    for member in sorted(members.iterdir()):
+        if member.name.isdigit() and member.name not in keep_members and _is_real_dir(member):
+            clear_outputs(member)
+            _unlink_file(member / "config.yaml")
+            _remove_if_empty(member)
+    _remove_if_empty(members)
+
+
+def _clear_model_dir(folder: Path) -> None:
+    """Delete a model directory's own files, then the folder if nothing else is in it."""
+    if _is_real_dir(folder):
+        for name in MODEL_FILES:
+            _unlink_file(folder / name)
+        _remove_if_empty(folder)
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink (links are never followed out of the run folder)."""
+    return path.is_dir() and not path.is_symlink()
+
+
+def _unlink_file(path: Path) -> None:
+    if path.is_file() and not path.is_symlink():
+        path.unlink()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if not any(folder.iterdir()):
+        folder.rmdir()

@@ -248,3 +248,51 @@ def test_config_default_yaml_equals_defaults() -> None:
     if not path.is_file():
         pytest.skip(f"{path} not written yet")
     assert load_config(path) == Config()
+
+
+def _keys(tree: dict) -> set[str]:
+    """Dotted keys (section.key) of nested config sections."""
+    return {f"{section}.{key}" for section, values in tree.items() for key in values}
+
+
+def test_config_default_yaml_spells_out_every_key_and_default() -> None:
+    raw = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
+    defaults = config_to_dict(Config())
+    assert _keys(raw) == _keys(defaults)  # load_config alone would fill a missing key with its default
+    for section, values in defaults.items():
+        for key, value in values.items():
+            assert raw[section][key] == value, f"{section}.{key}"
+
+
+def test_config_readme_table_lists_every_key() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", readme, flags=re.MULTILINE))
+    assert rows == _keys(config_to_dict(Config()))
+
+
+@pytest.mark.parametrize("rate", [1e-6, 0.001, 1 / 512, 1.0, 1.5, -0.1])
+def test_config_dropout_that_drops_nothing_or_everything_rejected(rate: float) -> None:
+    message = _error(overrides=(f"train.dropout={rate!r}",))
+    assert "train.dropout: must be 0 (off) or above 1/512 = 0.001953125" in message
+    assert message.endswith(f"got {float(rate)}")
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.00196, 1 / 256, 0.3, 0.999])
+def test_config_dropout_accepted(rate: float) -> None:
+    assert load_config(None, [f"train.dropout={rate!r}"]).train.dropout == rate
+
+
+@pytest.mark.parametrize("rate", [0.0015, 1 / 512, 0.00196, 1 / 256, 0.5])
+def test_config_dropout_accepted_exactly_when_ops_dropout_drops(rate: float) -> None:
+    import numpy as np
+
+    from nerwin.config import TrainConfig
+    from nerwin.engine import Tensor
+    from nerwin.engine.ops import dropout
+
+    x = Tensor(np.ones((4, 8)))
+    drops = dropout(x, rate, np.random.default_rng(0)) is not x
+    accepted = not TrainConfig(dropout=rate).problems()
+    assert accepted == drops

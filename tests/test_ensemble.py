@@ -107,3 +107,80 @@ def test_ensemble_cli_prints_members_and_the_ensemble(tmp_path: Path) -> None:
 def test_ensemble_init_from_an_ensemble_model_is_refused(ensemble: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ensemble of 2"):
         api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "x", init_from=ensemble / "model")
+
+
+def _copy(run: Path, out: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, out)
+    return out
+
+
+def test_ensemble_force_clears_the_earlier_members_and_keeps_user_files(ensemble: Path,
+                                                                         tmp_path: Path) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    (out / "notes.txt").write_text("mine")
+    (out / MEMBERS_DIR / "2" / "mine.txt").write_text("mine")
+    run = api.open_run(load_config(None, [*OVERRIDES, "train.ensemble=2", "train.seed=5"]), out, force=True)
+    del run  # as if the process died before member 1 wrote its first checkpoint
+    assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()
+    first = out / MEMBERS_DIR / "1"
+    assert not (first / "last").exists() and not (first / "model").exists()
+    assert sorted(p.name for p in (out / MEMBERS_DIR / "2").iterdir()) == ["mine.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
+    resumed = resume_run(out)  # must not take member 1's stale (seed 0) checkpoint as finished
+    assert not resumed.finished and "at member 1 of 2: 0 of 2 members done" in resumed.notes[0]
+
+
+def test_ensemble_force_single_model_removes_the_members(ensemble: Path, tmp_path: Path) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    api.open_run(load_config(None, ["train.epochs=1"]), out, force=True)
+    assert not (out / MEMBERS_DIR).exists() and not (out / "model").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
+
+
+def test_ensemble_member_finished_only_for_its_own_seed_and_config(ensemble: Path, tmp_path: Path) -> None:
+    from nerwin.ensemble import _member_finished
+
+    config = load_config(None, [*OVERRIDES, "train.ensemble=2"])
+    member = ensemble / MEMBERS_DIR / "2"
+    assert _member_finished(member, member_config(config, 1))
+    assert not _member_finished(member, member_config(config, 0))  # member 1's seed
+    assert not _member_finished(member, member_config(load_config(None, [*OVERRIDES, "train.lr=0.1"]), 1))
+    copy = _copy(member, tmp_path / "2")
+    (copy / "model" / "meta.json").unlink()  # the checkpoint alone does not make a finished member
+    assert not _member_finished(copy, member_config(config, 1))
+
+
+def test_ensemble_resume_redoes_a_stale_ensemble_model(ensemble: Path, tmp_path: Path) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    meta_path = out / "model" / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "seed": 99}))
+    resumed = resume_run(out)
+    assert not resumed.finished and "averaging the finished members" in resumed.notes[0]
+    assert list(resumed.epochs()) == []
+    resumed.finish()
+    assert json.loads(meta_path.read_text())["seed"] == 0
+
+
+def test_ensemble_interruption_names_the_member(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    out = tmp_path / "run"
+    run = api.open_run(load_config(None, [*OVERRIDES, "train.ensemble=3"]), out)
+    with pytest.raises(api.TrainingInterrupted) as info:
+        for report in run.epochs():
+            if report.member == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # stops member 2 before its next step
+    message = str(info.value)
+    assert "member 2 of 3" in message and f"nerwin train --resume {out} (continues member 2)" in message
+    assert "\n" not in message
+    assert "at member 2 of 3: 1 of 3 members done" in resume_run(out).notes[0]
+
+
+def test_ensemble_plot_draws_each_member(ensemble: Path) -> None:
+    from nerwin.plot import member_curves, read_metrics
+
+    members = member_curves(read_metrics(ensemble))
+    assert list(members) == [1, 2] and all(c.epochs == [1, 2] for c in members.values())

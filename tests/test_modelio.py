@@ -241,3 +241,46 @@ def test_modelio_save_creates_parents(tmp_path: Path) -> None:
     directory = tmp_path / "runs" / "a" / "model"
     save_model(directory, _tagger(), _config())
     assert load_model(directory)[0].threshold == 0.37
+
+
+def _ensemble(directory: Path, members: int = 3) -> Path:
+    first = _tagger(0)
+    others = tuple(_tagger(seed).model for seed in range(1, members))
+    save_model(directory, Tagger(first.model, first.vocab, 0.37, first.features, others), _config())
+    return directory
+
+
+def _edit_meta(directory: Path, **changes: object) -> None:
+    path = directory / "meta.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**meta, **changes}), encoding="utf-8")
+
+
+def _drop_arrays(directory: Path, prefix: str) -> None:
+    with np.load(directory / "weights.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files if not k.startswith(prefix)}
+    np.savez(directory / "weights.npz", **arrays)
+
+
+def test_modelio_ensemble_meta_members_more_than_arrays(tmp_path: Path) -> None:
+    model = _ensemble(tmp_path / "model")
+    assert len(load_model(model)[0].models) == 3
+    _drop_arrays(model, "member2.")  # meta still says 3 members; the weights hold 2
+    message = _load_error(model)
+    assert str(model / "weights.npz") in message and "3 member(s)" in message and "hold 2" in message
+
+
+def test_modelio_ensemble_meta_members_fewer_than_arrays(tmp_path: Path) -> None:
+    model = _ensemble(tmp_path / "model")
+    _edit_meta(model, members=2)  # member2.* arrays would be silently ignored
+    message = _load_error(model)
+    assert "2 member(s)" in message and "member2" in message
+
+
+def test_modelio_format_1_with_member_arrays(tmp_path: Path) -> None:
+    model = _ensemble(tmp_path / "model", members=2)
+    _edit_meta(model, format_version=1, members=1)  # a single-model format, yet member1.* arrays
+    message = _load_error(model)
+    assert str(model / "weights.npz") in message and "format_version 1" in message
+    _edit_meta(model, format_version=1, members=2)
+    assert "format_version 1" in _load_error(model)

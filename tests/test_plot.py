@@ -10,7 +10,8 @@ import pytest
 from _trained import TrainedRun, assert_ok, assert_user_error, invoke
 from nerwin.errors import DataError, NerwinError
 from nerwin.plot import (
-    INSTALL_HINT, PlotUnavailable, curves_from_records, draw_curves, plot_run, read_metrics,
+    INSTALL_HINT, PlotUnavailable, curves_from_records, draw_curves, draw_members, member_curves, plot_run,
+    read_metrics,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -125,3 +126,43 @@ def test_cli_plot_without_matplotlib(run: TrainedRun, monkeypatch: pytest.Monkey
         draw_curves(curves_from_records(read_metrics(run.out_dir)))
     line = assert_user_error(invoke(["plot", run.out_dir]), 'pip install "matplotlib>=3.8"')
     assert line == f"error: {INSTALL_HINT}"
+
+
+def _ensemble_records() -> list[dict]:
+    """Two members with the same epochs, as an ensemble's metrics.jsonl interleaves them."""
+    return [_record(1, 0.5, 0.6, True, member=1), _record(2, 0.4, 0.7, True, member=1),
+            _record(1, 0.9, 0.3, True, member=2, diagnostics={"grad_norm": {"W": 2.0}}),
+            _record(2, 0.8, 0.2, False, member=2, diagnostics={"grad_norm": {"W": 1.0}})]
+
+
+def test_plot_ensemble_members_keep_their_own_epochs(tmp_path: Path) -> None:
+    records = read_metrics(_write(tmp_path / "run", _ensemble_records()))
+    assert [(r["member"], r["epoch"]) for r in records] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    members = member_curves(records)
+    assert list(members) == [1, 2]
+    assert members[1].loss == [0.5, 0.4] and members[1].best_epoch == 2
+    assert members[2].loss == [0.9, 0.8] and members[2].best_epoch == 1
+    assert members[2].dev["entity f1"] == [0.3, 0.2]
+    assert list(member_curves(read_metrics(_write(tmp_path / "one", [_record(1, 0.5, 0.6, True)])))) == [0]
+
+
+def test_plot_ensemble_draws_a_curve_per_member(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    figure = draw_members(member_curves(_ensemble_records()), "run")
+    assert figure.get_suptitle() == ("run: ensemble of 2, best epochs 2, 1, "
+                                     "members' dev location F1 70.00, 30.00")
+    loss, dev = figure.axes[:2]
+    assert loss.get_legend_handles_labels()[1] == ["member 1", "member 2"]
+    assert [list(line.get_ydata()) for line in loss.get_lines()] == [[0.5, 0.4], [0.9, 0.8]]
+    assert {"member 1", "member 2"} <= set(dev.get_legend_handles_labels()[1])
+    (diag,) = [ax for ax in figure.axes if ax.get_title() == "gradient norm per parameter"]
+    assert diag.get_legend_handles_labels()[1] == ["member 2 W"]
+    out = plot_run(_write(tmp_path / "run", _ensemble_records()))
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("member", [0, -1, "2", True, 1.5])
+def test_plot_bad_member_is_a_data_error(tmp_path: Path, member: object) -> None:
+    run_dir = _write(tmp_path / "run", [_record(1, 0.5, 0.6, True, member=member)])
+    with pytest.raises(DataError, match=r"metrics.jsonl:1: 'member' must be a whole number >= 1"):
+        read_metrics(run_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import invoke
+from _trained import assert_user_error, invoke
 from nerwin import __version__
 from nerwin.modelio import FILES, load_model
 
@@ -243,3 +243,63 @@ def test_resume_early_stopped_run_trains_no_further(tmp_path: Path, straight: Pa
     assert "already finished" in result.stderr
     assert [m["epoch"] for m in metrics(out)] == before
     assert_bit_identical(out / "model" / "weights.npz", straight / "model" / "weights.npz")
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    return {str(p.relative_to(directory)): p.read_bytes() for p in files}
+
+
+def test_resume_checkpoint_without_train_state_is_one_error_line(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    meta_path = out / "last" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    del meta["train_state"]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    before = _snapshot(out)
+    assert_user_error(invoke(["train", "--resume", out]), str(out / "last"), "train_state")
+    assert _snapshot(out) == before
+
+
+def test_resume_force_clears_the_earlier_checkpoint_and_model(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    from nerwin import api
+    from nerwin.config import load_config
+    from nerwin.errors import NerwinError
+
+    out, outside = tmp_path / "run", tmp_path / "outside"
+    shutil.copytree(straight, out)
+    shutil.copytree(straight / "model", outside)
+    (out / "notes.txt").write_text("mine")
+    (out / "last" / "mine.txt").write_text("mine")  # a file nerwin did not write stays
+    (out / "linked").symlink_to(outside)
+    (out / ".model.old").symlink_to(outside)  # looks like a staging folder but is a link: not followed
+    before = _snapshot(outside)
+    api.open_run(load_config(None, ["train.epochs=1", "train.seed=3"]), out, force=True)
+    # as if the new run died before its first epoch: nothing of the old run may be resumed or used
+    assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()
+    assert sorted(p.name for p in (out / "last").iterdir()) == ["mine.txt"]
+    assert (out / "notes.txt").read_text() == "mine" and _snapshot(outside) == before
+    with pytest.raises(NerwinError, match="no checkpoint to resume"):
+        api.resume_run(out)
+
+
+def test_resume_init_from_warns_that_aux_weight_is_ignored(run, tmp_path: Path) -> None:
+    from nerwin import api
+    from nerwin.config import load_config
+
+    config = load_config(None, ["train.epochs=1", "train.aux_weight=0.3"])
+    plain = api.open_run(config, tmp_path / "a", init_from=run.model)
+    warnings = [n for n in plain.notes if n.startswith("warning: train.aux_weight is ignored")]
+    assert len(warnings) == 1 and str(run.model) in warnings[0]
+    assert plain.tagger.model.shape.aux_types == ()
+    heads = tmp_path / "heads"
+    api.train(config, heads)
+    continued = api.open_run(config, tmp_path / "b", init_from=heads / "model")
+    assert continued.tagger.model.shape.aux_types and not any("aux_weight" in n for n in continued.notes)
+    quiet = api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "c", init_from=run.model)
+    assert not any("aux_weight" in n for n in quiet.notes)

@@ -1,6 +1,7 @@
 """SGD, theta <- theta - lr * grad, with row-sparse updates of embedding tables."""
 from __future__ import annotations
 
+import sys
 from typing import Mapping
 
 import numpy as np
@@ -20,10 +21,9 @@ class SGD:
     def step(self) -> None:
         """Apply one update from the current gradients, then clear them.
 
-        The gradients are consumed: a dense gradient array that no other parameter shares may be
-        scaled in place (saving a pass over W), so read `.grad` before calling step(), not after.
+        A dense gradient array that nothing else references (the usual case after backward) is
+        scaled in place, sparing a W-sized buffer; any other is copied into a reused buffer first.
         """
-        shared = _shared_arrays([p.grad for p in self.params.values()])
         for name, p in self.params.items():
             grad, p.grad = p.grad, None
             if grad is None:
@@ -31,30 +31,41 @@ class SGD:
             lr = self.lr * self.scales.get(name, 1.0)
             if isinstance(grad, RowSparseGrad):
                 sparse_update(p.data, grad, lr)
-            else:
-                step = self._scratch(name, p.data, grad, shared)
-                np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
-                np.subtract(p.data, step, out=p.data)
+                continue
+            step = grad if _unreferenced(grad) and grad.dtype == p.data.dtype else self._buffer(name, p.data)
+            np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
+            np.subtract(p.data, step, out=p.data)
 
-    def _scratch(self, name: str, data: np.ndarray, grad: np.ndarray, shared: set[int]) -> np.ndarray:
-        """Where lr * grad goes: grad itself when it owns its memory alone, else a reused buffer."""
-        if grad.flags.owndata and grad.flags.writeable and grad.dtype == data.dtype \
-                and grad.shape == data.shape and id(grad) not in shared:
-            return grad
+    def _buffer(self, name: str, data: np.ndarray) -> np.ndarray:
+        """The reused scratch array for lr * grad of parameter `name`."""
         step = self._steps.get(name)
         if step is None or step.shape != data.shape or step.dtype != data.dtype:
             step = self._steps[name] = np.empty_like(data)
         return step
 
 
-def _shared_arrays(grads: list) -> set[int]:
-    """ids of arrays that are the gradient of more than one parameter (Add passes one array to both)."""
-    seen: set[int] = set()
-    shared: set[int] = set()
-    for grad in grads:
-        if grad is not None:
-            (shared if id(grad) in seen else seen).add(id(grad))
-    return shared
+def _count_of_a_private_array() -> int:
+    """What sys.getrefcount says, one call down, of an array held by one local variable only."""
+    private = np.empty(1)
+    return _reference_count(private)
+
+
+def _reference_count(array: np.ndarray) -> int:
+    """sys.getrefcount of an array passed in (the same call depth as in _unreferenced)."""
+    return sys.getrefcount(array)
+
+
+_PRIVATE_REFS = _count_of_a_private_array() if sys.implementation.name == "cpython" else -1
+
+
+def _unreferenced(grad: object) -> bool:
+    """True when only the caller's local variable holds `grad`, an array owning its memory.
+
+    Another parameter's gradient, a view of it (which holds it as its base), a parameter's data,
+    the caller's own variable: each adds a reference, so such arrays are never written in place.
+    """
+    return (isinstance(grad, np.ndarray) and grad.base is None and grad.flags.writeable
+            and sys.getrefcount(grad) <= _PRIVATE_REFS)
 
 
 _COLUMNS: dict[int, np.ndarray] = {}

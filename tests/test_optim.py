@@ -137,13 +137,56 @@ def test_optim_step_shared_gradient_array_updates_both_parameters(rng: np.random
     np.testing.assert_allclose(b.data, expected_b, rtol=0, atol=1e-15)
 
 
+def test_optim_step_gradient_viewed_by_another_parameter() -> None:
+    a = Tensor(np.ones((2, 3)), requires_grad=True)
+    b = Tensor(np.ones(6), requires_grad=True)
+    table = Tensor(np.ones((4, 3)), requires_grad=True)
+    ((a + b.reshape(2, 3) + gather(table, np.array([0, 1]))) * Tensor(np.full((2, 3), 2.0))).sum().backward()
+    SGD({"a": a, "b": b, "E": table}, lr=0.5).step()  # b's and E's gradients are views of a's
+    np.testing.assert_array_equal(a.data, 0.0)
+    np.testing.assert_array_equal(b.data, 0.0)
+    np.testing.assert_array_equal(table.data[:2], 0.0)
+
+
+def test_optim_step_gradient_that_is_the_parameter_or_kept_by_the_caller() -> None:
+    w = Tensor(np.full(3, 4.0), requires_grad=True)
+    w.grad = w.data  # e.g. a weight-decay term set by hand
+    SGD({"w": w}, lr=0.1).step()
+    np.testing.assert_allclose(w.data, 3.6)
+    v, kept = Tensor(np.zeros(3), requires_grad=True), np.ones(3)
+    v.grad = kept
+    SGD({"v": v}, lr=0.1).step()
+    np.testing.assert_array_equal(kept, 1.0)
+
+
+def test_optim_two_optimizers_sharing_a_gradient_array() -> None:
+    p, q = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    ((p + q) * Tensor(np.full(3, 2.0))).sum().backward()
+    SGD({"p": p}, lr=0.5).step()
+    SGD({"q": q}, lr=0.5).step()
+    np.testing.assert_array_equal(q.data, 0.0)
+
+
 def test_optim_step_leaves_the_backward_seed_alone(rng: np.random.Generator) -> None:
     w = Tensor(rng.normal(size=(4,)), requires_grad=True)
     seed = rng.normal(size=(4,))
     kept = seed.copy()
-    (w + 0.0).backward(seed)  # Add passes the seed straight through as w's gradient
+    y = w + 0.0
+    y.backward(seed)  # Add passes the seed straight through as w's gradient
     SGD({"w": w}, lr=0.3).step()
     np.testing.assert_array_equal(seed, kept)
+    np.testing.assert_array_equal(y.grad, kept)
+
+
+def test_optim_training_step_scales_weight_gradients_in_place() -> None:
+    from nerwin.model import ModelShape, WindowClassifier
+
+    model = WindowClassifier.initialise(ModelShape(50, 4, 5, (8,), "relu", 3, 5), np.random.default_rng(0))
+    optimizer = SGD(model.params, 0.1)
+    words = np.random.default_rng(1).integers(0, 50, (6, 5))
+    model.loss(words, np.zeros((6, 5), int), np.array([0, 1, 0, 1, 0, 0], np.float32)).backward()
+    optimizer.step()
+    assert optimizer._steps == {}  # no scratch buffer was needed: W's gradient was nobody else's
 
 
 def test_optim_step_matches_a_plain_update_bit_for_bit(rng: np.random.Generator) -> None:

@@ -196,17 +196,23 @@ def _ops() -> Any:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Op outputs that `root` depends on, each after its inputs (iterative, no recursion limit).
 
-    One visit per node finds them; sorting by creation order then orders them, since an op's
-    inputs always exist before its output. Leaves (parameters, inputs) are left out: backward
-    only visits nodes that have an op.
+    One visit per node finds them; sorting by creation number then orders them, since an op's
+    inputs are recorded before its output. Should an edge break that (a graph unpickled from
+    another process, a context made outside `Function.apply`), a depth-first walk orders them.
+    Leaves (parameters, inputs) are left out: backward only visits nodes that have an op.
     """
     if root._ctx is None:
         return []
     found = {id(root): root}
     stack = [root]
     while stack:
-        for parent in stack.pop()._ctx.parents:
-            if parent._ctx is not None and id(parent) not in found:
+        ctx = stack.pop()._ctx
+        for parent in ctx.parents:
+            if parent._ctx is None:
+                continue
+            if parent._ctx.seq >= ctx.seq:
+                return _depth_first_order(root)
+            if id(parent) not in found:
                 found[id(parent)] = parent
                 stack.append(parent)
     return sorted(found.values(), key=_creation)
@@ -215,6 +221,24 @@ def topological_order(root: Tensor) -> list[Tensor]:
 def _creation(node: Tensor) -> int:
     """Where the op that made `node` was recorded."""
     return node._ctx.seq
+
+
+def _depth_first_order(root: Tensor) -> list[Tensor]:
+    """The same nodes as topological_order, ordered by a depth-first walk (no creation numbers)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend([(p, False) for p in node._ctx.parents if p._ctx is not None and id(p) not in visited])
+    return order
 
 
 def _accumulate(tensor: Tensor, grad: Array | RowSparseGrad, op_name: str) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -9,17 +11,20 @@ from typing import Iterator
 
 import numpy as np
 
-from nerwin.config import Config, load_config, save_config
+from nerwin.config import Config, load_config
 from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.modelio import load_model, save_model
 from nerwin.paths import default_run_dir
 from nerwin.run import (CHECKPOINT, MEMBERS_DIR, THRESHOLDS, TrainingInterrupted, TrainingRun, TrainResult,
-                        check_out_dir, create_out_dir)
+                        append_metrics, check_out_dir, check_outputs, create_out_dir)
 from nerwin.tagger import Tagger
 from nerwin.training import EpochReport, Progress
 from nerwin.versions import versions
 
 SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
+RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
+AGAIN = {"model": "its model is missing or from another run",
+         "stale": "its checkpoint is from another config or seed"}  # plans that train a member again
 
 
 def member_config(config: Config, k: int) -> Config:
@@ -60,16 +65,20 @@ class EnsembleRun:
         self._resume = _resume
         self._last: TrainingRun | None = None
         if _resume:
+            check_outputs(self.out_dir, new_run=False)
             self._first = None
-            done = self._finished_members()
+            self._plans = [_member_plan(self._member_dir(k), member_config(config, k - 1))
+                           for k in range(1, self.size + 1)]
+            done = [plan == "done" for plan in self._plans]
             self.finished = all(done) and self._ensemble_saved()
             self.notes = [f"{self.out_dir}: the ensemble already finished; nothing to resume" if self.finished
                           else self._resume_note(done)]
+            self.notes += [f"member {k}: {AGAIN[plan]}; training it again"
+                           for k, plan in enumerate(self._plans, start=1) if plan in AGAIN]
             return
         check_out_dir(self.out_dir, force)
         self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
-        create_out_dir(self.out_dir, force, keep_members=("1",))  # member 1 cleared its own folder
-        save_config(config, self.out_dir / "config.yaml")
+        create_out_dir(self.out_dir, force, config, keep_members=("1",))  # member 1 cleared its own folder
         self.finished = False
         seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
         self.notes = self._first.notes + [f"ensemble: {self.size} members trained one after another "
@@ -77,10 +86,6 @@ class EnsembleRun:
 
     def _member_dir(self, k: int) -> Path:
         return self.out_dir / MEMBERS_DIR / str(k)
-
-    def _finished_members(self) -> list[bool]:
-        return [_member_finished(self._member_dir(k), member_config(self.config, k - 1))
-                for k in range(1, self.size + 1)]
 
     def _resume_note(self, done: list[bool]) -> str:
         """Which member training continues with, and how many are done."""
@@ -99,8 +104,10 @@ class EnsembleRun:
             return self._first
         folder = self._member_dir(k)
         config = member_config(self.config, k - 1)
-        if self._resume and _saved_meta(folder / CHECKPOINT, config) is not None:
+        if self._resume and self._plans[k - 1] in RESUMABLE:
             return TrainingRun.resume(folder)
+        if self._resume:
+            _drop_member_lines(self.out_dir / "metrics.jsonl", k)
         return TrainingRun(config, folder, force=True)  # a stale checkpoint of another config is cleared
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
@@ -112,8 +119,7 @@ class EnsembleRun:
                 for report in self._last.epochs(progress):
                     report = replace(report, member=k)
                     self.reports.append(report)
-                    with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(report.to_dict()) + "\n")
+                    append_metrics(self.out_dir / "metrics.jsonl", report)
                     yield report
             except TrainingInterrupted as err:
                 raise TrainingInterrupted(self.out_dir, err.state, err.signal_name, (k, self.size)) from None
@@ -123,7 +129,11 @@ class EnsembleRun:
         """Average the members' best models into RUN/model and tune its threshold on dev."""
         taggers, metas = [], []
         for k in range(1, self.size + 1):
-            tagger, _, meta = load_model(self._member_dir(k) / "model")
+            folder = self._member_dir(k) / "model"
+            if _saved_meta(folder, member_config(self.config, k - 1)) is None:
+                raise ModelError(f"{folder}: not member {k}'s model (missing, or saved with another seed or "
+                                 f"config); train again with --force")
+            tagger, _, meta = load_model(folder)
             taggers.append(tagger)
             metas.append(meta)
         if any(t.vocab.words != taggers[0].vocab.words for t in taggers):
@@ -149,14 +159,56 @@ class EnsembleRun:
 
 def _member_finished(folder: Path, config: Config) -> bool:
     """True when the member's checkpoint and best model were saved with `config` and training ended."""
+    return _member_plan(folder, config) == "done"
+
+
+def _member_plan(folder: Path, config: Config) -> str:
+    """What resuming does with a member: "done", "resume" its checkpoint, train it again (AGAIN), "new"."""
     meta = _saved_meta(folder / CHECKPOINT, config)
-    if meta is None or _saved_meta(folder / "model", config) is None:
-        return False
+    if meta is None:
+        return "stale" if (folder / CHECKPOINT).exists() else "new"
     try:
         state = meta["train_state"]
-        return state["epoch"] > config.train.epochs or state["since_best"] >= config.train.patience
+        ended = state["epoch"] > config.train.epochs or state["since_best"] >= config.train.patience
+        first_epoch = state["epoch"] == 1
     except (KeyError, TypeError):
-        return False
+        return "resume"  # TrainingRun.resume names the broken checkpoint
+    if _saved_meta(folder / "model", config) is not None:
+        return "done" if ended else "resume"
+    # no best model of its own is right only in the first epoch, before one was saved
+    return "resume" if first_epoch and not ended and not (folder / "model").exists() else "model"
+
+
+def _drop_member_lines(path: Path, k: int) -> None:
+    """Rewrite RUN/metrics.jsonl atomically without member k's lines (the member is trained again)."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+        kept = [line for line in lines if _line_member(line) != k]
+        if len(kept) < len(lines):
+            _write_atomically(path, b"".join(kept))
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot rewrite the metrics ({err.strerror or err})") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` through a temporary file in the same folder."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _line_member(line: bytes) -> int | None:
+    """The "member" of one metrics.jsonl line, or None (a line that is not JSON is kept as it is)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # also undecodable bytes
+        return None
+    return record.get("member") if isinstance(record, dict) else None
 
 
 def _saved_meta(directory: Path, config: Config) -> dict | None:

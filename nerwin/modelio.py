@@ -1,6 +1,7 @@
 """Model directories: weights.npz, vocab.txt, config.yaml, meta.json; written atomically."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,29 +27,69 @@ FORMAT_VERSION = 2  # 2 added ensembles (meta "members" > 1); a single model is 
 MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
 MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
+WRITTEN = (*FILES, "features.json")  # every file save_model writes into a model directory
+STAGING_NEW = ".{}.nerwin-new-"  # prefix of the folder a new model is written in before the swap
+STAGING_OLD = ".{}.old"  # where the previous model waits during the swap
+LINK = "a symbolic link; nerwin does not write through links"
 
 
 def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None = None) -> None:
     """Write the model into `directory`, replacing it only once everything is on disk."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        np.savez(staging / "weights.npz", **_all_arrays(tagger))
-        tagger.vocab.save(staging / "vocab.txt")
-        features = {name: f.to_dict() for name, f in tagger.features.items()}
-        (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
-        save_config(config, staging / "config.yaml")
-        members = len(tagger.models)
-        meta = {**(extra or {}), "format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
-                "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
-                "members": members, "numpy_version": np.__version__}  # never an old meta's threshold
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        _fsync_dir_files(staging)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_NEW.format(directory.name), dir=directory.parent))
+    except OSError as err:
+        raise ModelError(_cannot_save(directory, err)) from None
+    try:
+        _write_files(staging, tagger, config, extra)
         _replace_dir(staging, directory)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise ModelError(_cannot_save(directory, err)) from None
         raise
+
+
+def _cannot_save(directory: Path, err: OSError) -> str:
+    """The one-line message of a save that failed on the file system."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{directory}: cannot save the model ({where}{err.strerror or err})"
+
+
+def _write_files(staging: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None) -> None:
+    """Every file of the model directory, written and synced into `staging`."""
+    np.savez(staging / "weights.npz", **_all_arrays(tagger))
+    tagger.vocab.save(staging / "vocab.txt")
+    features = {name: f.to_dict() for name, f in tagger.features.items()}
+    (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
+    save_config(config, staging / "config.yaml")
+    members = len(tagger.models)
+    meta = {**(extra or {}), "format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
+            "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
+            "members": members, "numpy_version": np.__version__}  # never an old meta's threshold
+    (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    _fsync_dir_files(staging)
+
+
+def is_staging(name: str, model_dir: str) -> bool:
+    """True when `name` is one of the folders save_model stages `model_dir` in (new or old copy)."""
+    new = re.escape(STAGING_NEW.format(model_dir)) + r"[a-z0-9_]+"
+    return name == STAGING_OLD.format(model_dir) or re.fullmatch(new, name) is not None
+
+
+def model_dir_problem(folder: Path) -> tuple[Path, str] | None:
+    """Why save_model may not replace `folder` (a link, not a folder, a file it did not write), or None."""
+    if folder.is_symlink():
+        return folder, LINK
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return folder, "not a folder nerwin writes"
+    for entry in sorted(folder.iterdir()):
+        if entry.name not in WRITTEN or entry.is_symlink() or not entry.is_file():
+            return entry, "not a file nerwin writes"
+    return None
 
 
 def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
@@ -229,11 +270,25 @@ def _fsync_dir_files(directory: Path) -> None:
 
 def _replace_dir(staging: Path, target: Path) -> None:
     """Swap `staging` in for `target`; the old one stays intact until the new one is complete."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
+    old = target.with_name(STAGING_OLD.format(target.name))
+    for folder in (target, old):
+        problem = model_dir_problem(folder)
+        if problem:
+            raise ModelError(f"{problem[0]}: {problem[1]}; move it out of {problem[0].parent}")
+    if not target.exists():
         os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+        return
+    _remove_model_dir(old)
+    os.replace(target, old)
+    os.replace(staging, target)
+    with contextlib.suppress(OSError):  # the new model is in place; the next save removes the old copy
+        _remove_model_dir(old)
+
+
+def _remove_model_dir(folder: Path) -> None:
+    """Delete a model folder that holds only files save_model writes (checked by model_dir_problem)."""
+    if not folder.exists():
+        return
+    for name in WRITTEN:
+        (folder / name).unlink(missing_ok=True)
+    folder.rmdir()

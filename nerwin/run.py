@@ -25,7 +25,7 @@ from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.heap import keep_freed_memory
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model import ModelShape, WindowClassifier
-from nerwin.modelio import FILES, load_model, save_model
+from nerwin.modelio import LINK, WRITTEN, is_staging, load_model, model_dir_problem, save_model
 from nerwin.paths import cache_dir, default_run_dir, resolve_data_path
 from nerwin.tagger import Tagger
 from nerwin.training import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
@@ -34,7 +34,7 @@ from nerwin.versions import versions
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
 MEMBERS_DIR = "members"  # an ensemble's member runs: RUN/members/1, RUN/members/2, ...
-MODEL_FILES = (*FILES, "features.json")  # what save_model writes into a model directory
+RUN_FILES = ("metrics.jsonl", "config.yaml")  # the files training writes into a run folder
 
 
 class TrainingInterrupted(NerwinError):
@@ -90,8 +90,7 @@ class TrainingRun:
         if not _resume:
             self.tagger = self._initial_tagger(init_from)
             self._prepare_data()
-            create_out_dir(self.out_dir, force)  # only now: every input has been read and checked
-            save_config(self.config, self.out_dir / "config.yaml")
+            create_out_dir(self.out_dir, force, self.config)  # only now: every input was read and checked
 
     @classmethod
     def resume(cls, out_dir: str | Path) -> TrainingRun:
@@ -100,6 +99,7 @@ class TrainingRun:
         checkpoint = out_dir / CHECKPOINT
         if not (checkpoint / "meta.json").is_file():
             raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
+        check_outputs(out_dir, new_run=False, members=False)
         tagger, config, meta = load_model(checkpoint)
         state = _train_state(meta, checkpoint)
         run = cls(config, out_dir, _resume=True)
@@ -245,8 +245,7 @@ class TrainingRun:
 
     def _record(self, report: EpochReport) -> None:
         self.reports.append(report)
-        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(report.to_dict()) + "\n")
+        append_metrics(self.out_dir / "metrics.jsonl", report)
         if report.best:
             self._save("model", {"epoch": report.epoch})
         self._save(CHECKPOINT, {"epoch": report.epoch, "train_state": self.state.to_dict()})
@@ -328,6 +327,15 @@ def _extend_with_vectors(vocab: Vocab, words: tuple[str, ...], matrix: np.ndarra
     return vocab.extend(extra_rows), matrix[rows]
 
 
+def append_metrics(path: Path, report: EpochReport) -> None:
+    """Append one epoch's line to a metrics.jsonl, or NerwinError naming the file."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(report.to_dict()) + "\n")
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot write the metrics ({err.strerror or err})") from None
+
+
 def check_out_dir(out_dir: Path, force: bool) -> None:
     """Refuse, before any work, an output path that is a file, lies under a file, or holds a run."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -341,24 +349,70 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise NerwinError(f"{out_dir}: cannot write the output directory ({ancestor} is not a "
                           "writable directory)")
+    if force and out_dir.is_dir():
+        check_outputs(out_dir, new_run=True)
 
 
-def create_out_dir(out_dir: Path, force: bool, keep_members: tuple[str, ...] = ()) -> None:
-    """Create the run folder (checked by check_out_dir); with force, clear an earlier run's outputs."""
+def check_outputs(run_dir: Path, new_run: bool, members: bool = True) -> None:
+    """Refuse, before anything is deleted or written, output paths that are links or hold others' files."""
+    problem = _output_problem(run_dir, members)
+    if problem:
+        path, what = problem
+        other = " or pick another --out" if new_run else ""
+        raise NerwinError(f"{path}: {what}; move it out of {path.parent}{other}")
+
+
+def _output_problem(run_dir: Path, members: bool) -> tuple[Path, str] | None:
+    """The first path nerwin would write through a link or delete another's file at, with why."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return path, LINK if path.is_symlink() else "not a file nerwin writes"
+    for folder in _model_dirs(run_dir):
+        problem = model_dir_problem(folder)
+        if problem:
+            return problem
+    folder = run_dir / MEMBERS_DIR
+    if not members or not (folder.is_symlink() or folder.is_dir()):
+        return None
+    if folder.is_symlink():
+        return folder, LINK
+    return next(filter(None, map(_member_problem, sorted(folder.iterdir()))), None)
+
+
+def _member_problem(member: Path) -> tuple[Path, str] | None:
+    """What _output_problem finds in one RUN/members entry (only numbered ones are nerwin's)."""
+    if not member.name.isdigit():
+        return None
+    if member.is_symlink() or not member.is_dir():
+        return member, LINK if member.is_symlink() else "not a folder nerwin writes"
+    return _output_problem(member, members=False)
+
+
+def _model_dirs(run_dir: Path) -> list[Path]:
+    """RUN/model, RUN/last and the staging folders of their saves."""
+    names = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    return [run_dir / name for model in ("model", CHECKPOINT)
+            for name in (model, *(n for n in names if is_staging(n, model)))]
+
+
+def create_out_dir(out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()) -> None:
+    """Create the run folder (checked by check_out_dir), clear old outputs if forced, save the config."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         if force:
             clear_outputs(out_dir, keep_members)
+        save_config(config, out_dir / "config.yaml")
     except OSError as err:
-        raise NerwinError(f"{out_dir}: cannot write the output directory ({err.strerror})") from None
+        raise NerwinError(f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
+                          f"({err.strerror})") from None
 
 
 def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
     """Delete what nerwin wrote in out_dir (metrics, model, checkpoint, members); other files stay."""
     _unlink_file(out_dir / "metrics.jsonl")
-    for name in ("model", CHECKPOINT):  # with the staging folders of an interrupted save
-        for folder in [out_dir / name, *sorted(out_dir.glob(f".{name}.*"))]:
-            _clear_model_dir(folder)
+    for folder in _model_dirs(out_dir):  # with the staging folders of an interrupted save
+        _clear_model_dir(folder)
     members = out_dir / MEMBERS_DIR
     if not _is_real_dir(members):
         return
@@ -373,7 +427,7 @@ def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
 def _clear_model_dir(folder: Path) -> None:
     """Delete a model directory's own files, then the folder if nothing else is in it."""
     if _is_real_dir(folder):
-        for name in MODEL_FILES:
+        for name in WRITTEN:
             _unlink_file(folder / name)
         _remove_if_empty(folder)
 

@@ -83,7 +83,7 @@ class TrainState:
     step: int = 0                  # batches of that epoch already done
     loss_sum: float = 0.0          # summed loss of those batches (times batch sizes)
     rng_state: dict | None = None  # generator state at the start of that epoch
-    best_f1: float = -1.0
+    best_f1: float | None = None   # the best epoch's dev F1 (or -loss without dev); None before any
     since_best: int = 0
 
     def to_dict(self) -> dict:
@@ -131,7 +131,7 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
             diagnostics = diagnose(model, monitor, *probe, previous=diagnostics)
         scores = evaluate(model) if evaluate else None
         f1 = scores.entity.f1 if scores else -float(loss)
-        best = f1 > state.best_f1
+        best = state.best_f1 is None or f1 > state.best_f1
         best_f1, since_best = (f1, 0) if best else (state.best_f1, state.since_best + 1)
         stop = since_best >= cfg.patience or epoch == cfg.epochs
         state = TrainState(epoch + 1, 0, 0.0, rng.bit_generator.state, best_f1, since_best)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _trained import DEV, assert_ok, invoke
+from _trained import DEV, assert_ok, assert_user_error, invoke
 from nerwin import api
 from nerwin.config import load_config
 from nerwin.ensemble import MEMBERS_DIR, member_config, resume_run
@@ -161,6 +161,98 @@ def test_ensemble_resume_redoes_a_stale_ensemble_model(ensemble: Path, tmp_path:
     assert list(resumed.epochs()) == []
     resumed.finish()
     assert json.loads(meta_path.read_text())["seed"] == 0
+
+
+def _member_rows(out: Path) -> list[tuple[int, int]]:
+    return [(r["member"], r["epoch"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+
+
+@pytest.mark.parametrize("model", ["missing", "another"])
+def test_ensemble_resume_trains_a_member_again_without_its_own_model(ensemble: Path, tmp_path: Path,
+                                                                     model: str) -> None:
+    import shutil
+
+    out = _copy(ensemble, tmp_path / "run")
+    shutil.rmtree(out / MEMBERS_DIR / "2" / "model")
+    if model == "another":  # member 1's model (seed 0) where member 2's (seed 1000) belongs
+        shutil.copytree(out / MEMBERS_DIR / "1" / "model", out / MEMBERS_DIR / "2" / "model")
+    (out / "model" / "meta.json").unlink()
+    resumed = resume_run(out)  # member 2's checkpoint says it finished: it cannot be trusted alone
+    assert "at member 2 of 2: 1 of 2 members done" in resumed.notes[0]
+    assert "member 2: its model is missing or from another run; training it again" in resumed.notes
+    assert [(r.member, r.epoch) for r in resumed.epochs()] == [(2, 1), (2, 2)]
+    resumed.finish()
+    assert json.loads((out / MEMBERS_DIR / "2" / "model" / "meta.json").read_text())["seed"] == 1000
+    assert all(np.array_equal(weights(ensemble / "model")[k], w) for k, w in weights(out / "model").items())
+    assert _member_rows(out) == [(1, 1), (1, 2), (2, 1), (2, 2)]  # member 2's old lines replaced
+
+
+def test_ensemble_resume_restarts_a_stale_member_and_drops_its_lines(ensemble: Path, tmp_path: Path) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    meta_path = out / MEMBERS_DIR / "2" / "last" / "meta.json"  # a checkpoint of another seed
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "seed": 99}))
+    with (out / "metrics.jsonl").open("a") as log:
+        log.write("not json\n")  # a line it cannot read is kept as it is
+    resumed = resume_run(out)
+    assert "member 2: its checkpoint is from another config or seed; training it again" in resumed.notes
+    assert [(r.member, r.epoch) for r in resumed.epochs()] == [(2, 1), (2, 2)]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["member"] for line in lines if line != "not json"] == [1, 1, 2, 2]
+    assert "not json" in lines and sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "members", "metrics.jsonl", "model"]  # no temporary file left
+
+
+def test_ensemble_finish_refuses_a_member_model_of_another_run(ensemble: Path, tmp_path: Path) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    resumed = resume_run(out)
+    assert resumed.finished
+    folder = out / MEMBERS_DIR / "2" / "model"
+    meta_path = folder / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "seed": 0}))
+    with pytest.raises(ModelError, match="not member 2's model") as info:
+        resumed.finish()
+    assert str(info.value).startswith(f"{folder}: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mine", ["members/2/model/notes.txt", "members/2/last/sub/x", "members/2/.last.old/x"])
+def test_ensemble_force_refuses_to_delete_a_member_file_nerwin_did_not_write(ensemble: Path, tmp_path: Path,
+                                                                             mine: str) -> None:
+    out = _copy(ensemble, tmp_path / "run")
+    (out / mine).parent.mkdir(parents=True, exist_ok=True)
+    (out / mine).write_text("mine")
+    before = _snapshot(out)
+    first = out / "/".join(mine.split("/")[:4])  # the model folder's own entry
+    for size in ("1", "2"):
+        result = invoke(["train", "--set", "train.epochs=1", "--set", f"train.ensemble={size}", "--out", out,
+                         "--force"])
+        assert_user_error(result, f"{first}: not a file nerwin writes")
+        assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("name", ["members", "members/2", "members/2/metrics.jsonl", "members/2/model"])
+@pytest.mark.parametrize("how", ["force", "resume"])
+def test_ensemble_never_writes_through_a_link(ensemble: Path, tmp_path: Path, name: str, how: str) -> None:
+    import shutil
+
+    out, outside = _copy(ensemble, tmp_path / "run"), tmp_path / "outside"
+    linked = out / name
+    (outside / name).parent.mkdir(parents=True)
+    shutil.move(linked, outside / name)
+    linked.symlink_to(outside / name)
+    (out / "model" / "meta.json").unlink()  # so that a resume has work to do
+    before = _snapshot(outside)
+    args = ["--resume", out] if how == "resume" else [*_args(OVERRIDES), "--set", "train.ensemble=2",
+                                                        "--out", out, "--force"]
+    assert_user_error(invoke(["train", *args]), f"{linked}: a symbolic link")
+    assert _snapshot(outside) == before and linked.is_symlink()
+
+
+def _args(overrides: list[str]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_ensemble_interruption_names_the_member(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from nerwin.data.caps import N_CAPS
 from nerwin.data.vocab import build_vocab
 from nerwin.errors import ModelError
 from nerwin.model import ModelShape, WindowClassifier
-from nerwin.modelio import FORMAT_VERSION, load_model, save_model
+from nerwin.modelio import FORMAT_VERSION, is_staging, load_model, save_model
 from nerwin.tagger import Tagger
 
 SENTENCES = [["Paris", "is", "in", "France"], ["He", "lives", "in", "Zürich", "."]]
@@ -218,8 +218,9 @@ def test_modelio_failed_save_keeps_old_model(tmp_path: Path, monkeypatch) -> Non
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ModelError, match="disk full") as info:
         save_model(directory, _tagger(1), _config(), {"epoch": 2})
+    assert str(info.value).startswith(f"{directory}: cannot save the model")
     monkeypatch.undo()
     assert _snapshot(directory) == before
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
@@ -232,9 +233,78 @@ def test_modelio_failed_first_save_leaves_nothing(tmp_path: Path, monkeypatch) -
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError):
+    with pytest.raises(ModelError, match="disk full"):
         save_model(tmp_path / "model", _tagger(), _config())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_modelio_failed_swap_is_one_error_line(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    directory = tmp_path / "model"
+    save_model(directory, _tagger(0), _config(), {"epoch": 1})
+    before = _snapshot(directory)
+
+    def broken_replace(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(ModelError) as info:
+        save_model(directory, _tagger(1), _config(), {"epoch": 2})
+    monkeypatch.undo()
+    message = str(info.value)
+    assert message.startswith(f"{directory}: cannot save the model") and "cross-device" in message
+    assert "\n" not in message and _snapshot(directory) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_modelio_staging_names_are_only_its_own(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    made = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+    save_model(tmp_path / "model", _tagger(), _config())
+    assert len(made) == 1 and is_staging(Path(made[0]).name, "model")
+    assert is_staging(".model.old", "model") and is_staging(".last.old", "last")
+    for name in (".model.backup-v1", ".model.keep", ".last.old", ".model.old.1", "model", ".model.nerwin-new-"):
+        assert not is_staging(name, "model"), name
+
+
+def test_modelio_save_keeps_a_file_it_did_not_write(tmp_path: Path) -> None:
+    directory = tmp_path / "model"
+    save_model(directory, _tagger(0), _config(), {"epoch": 1})
+    (directory / "notes.txt").write_text("mine")
+    before = _snapshot(directory)
+    with pytest.raises(ModelError, match="not a file nerwin writes") as info:
+        save_model(directory, _tagger(1), _config(), {"epoch": 2})
+    assert str(info.value).startswith(f"{directory / 'notes.txt'}: ")
+    assert _snapshot(directory) == before and [p.name for p in tmp_path.iterdir()] == ["model"]
+    (directory / "notes.txt").unlink()
+    (directory / "sub").mkdir()  # a folder is not nerwin's either
+    with pytest.raises(ModelError, match="sub"):
+        save_model(directory, _tagger(1), _config(), {"epoch": 2})
+    (directory / "sub").rmdir()
+    (tmp_path / ".model.old").mkdir()
+    (tmp_path / ".model.old" / "mine.txt").write_text("mine")  # nor one in its staging folder
+    with pytest.raises(ModelError, match="mine.txt"):
+        save_model(directory, _tagger(1), _config(), {"epoch": 2})
+    assert (tmp_path / ".model.old" / "mine.txt").read_text() == "mine"
+
+
+def test_modelio_save_does_not_write_through_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    save_model(outside, _tagger(0), _config(), {"epoch": 1})
+    (outside / "keep.txt").write_text("mine")
+    before = _snapshot(outside)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model").symlink_to(outside)
+    with pytest.raises(ModelError, match="symbolic link") as info:
+        save_model(run / "model", _tagger(1), _config(), {"epoch": 2})
+    assert str(info.value).startswith(f"{run / 'model'}: ")
+    assert _snapshot(outside) == before and [p.name for p in run.iterdir()] == ["model"]
 
 
 def test_modelio_save_creates_parents(tmp_path: Path) -> None:

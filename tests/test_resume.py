@@ -275,17 +275,130 @@ def test_resume_force_clears_the_earlier_checkpoint_and_model(tmp_path: Path, st
     shutil.copytree(straight, out)
     shutil.copytree(straight / "model", outside)
     (out / "notes.txt").write_text("mine")
-    (out / "last" / "mine.txt").write_text("mine")  # a file nerwin did not write stays
-    (out / "linked").symlink_to(outside)
-    (out / ".model.old").symlink_to(outside)  # looks like a staging folder but is a link: not followed
-    before = _snapshot(outside)
+    (out / "linked").symlink_to(outside)  # not a path nerwin writes: left alone
+    shutil.copytree(straight / "model", out / ".model.backup-v1")  # the user's hidden copies stay
+    shutil.copytree(straight / "last", out / ".last.keep")
+    shutil.copytree(straight / "model", out / ".model.old")  # an interrupted save's staging folders go
+    shutil.copytree(straight / "last", out / ".last.nerwin-new-abcd1234")
+    before, kept = _snapshot(outside), _snapshot(out / ".model.backup-v1")
     api.open_run(load_config(None, ["train.epochs=1", "train.seed=3"]), out, force=True)
     # as if the new run died before its first epoch: nothing of the old run may be resumed or used
-    assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()
-    assert sorted(p.name for p in (out / "last").iterdir()) == ["mine.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".last.keep", ".model.backup-v1", "config.yaml",
+                                                     "linked", "notes.txt"]
     assert (out / "notes.txt").read_text() == "mine" and _snapshot(outside) == before
+    assert _snapshot(out / ".model.backup-v1") == kept and len(_snapshot(out / ".last.keep")) == 5
     with pytest.raises(NerwinError, match="no checkpoint to resume"):
         api.resume_run(out)
+
+
+@pytest.mark.parametrize("mine", ["model/notes.txt", "last/README", "last/sub/x.txt", ".model.old/notes.txt",
+                                  ".last.nerwin-new-abcd1234/x"])
+def test_resume_force_refuses_to_delete_a_file_nerwin_did_not_write(tmp_path: Path, straight: Path,
+                                                                     mine: str) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    (out / mine).parent.mkdir(parents=True, exist_ok=True)
+    (out / mine).write_text("mine")
+    before = _snapshot(out)
+    result = invoke(["train", *FAST, "--out", out, "--force"])
+    first = out / "/".join(mine.split("/")[:2])  # the folder's own entry: last/sub, not last/sub/x.txt
+    assert_user_error(result, f"{first}: not a file nerwin writes; move it out of {first.parent}", "--out")
+    assert _snapshot(out) == before
+
+
+def _link_outside(out: Path, name: str, outside: Path) -> None:
+    """Put a link to a file or folder outside the run in place of RUN/name."""
+    import shutil
+
+    target = out / name
+    if target.is_dir():
+        shutil.copytree(target, outside / name)
+        shutil.rmtree(target)
+    else:
+        shutil.copy(target, outside / name)
+        target.unlink()
+    target.symlink_to(outside / name)
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "config.yaml", "model", "last", ".model.old"])
+@pytest.mark.parametrize("how", ["force", "resume"])
+def test_resume_and_force_never_write_through_a_link(tmp_path: Path, straight: Path, name: str,
+                                                     how: str) -> None:
+    import shutil
+
+    out, outside = tmp_path / "run", tmp_path / "outside"
+    shutil.copytree(straight, out)
+    outside.mkdir()
+    if name == ".model.old":
+        shutil.copytree(straight / "model", out / name)
+    _link_outside(out, name, outside)
+    meta_path = out / "last" / "meta.json"  # the resumed run has one more epoch to train
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["train_state"]["epoch"] = 3
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    before, links = _snapshot(outside), sorted(p.name for p in out.iterdir())
+    args = ["--resume", out] if how == "resume" else [*FAST, "--out", out, "--force"]
+    assert_user_error(invoke(["train", *args]), f"{out / name}: a symbolic link")
+    assert _snapshot(outside) == before and sorted(p.name for p in out.iterdir()) == links
+
+
+def test_resume_refuses_a_folder_in_place_of_the_metrics(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    (out / "metrics.jsonl").unlink()
+    (out / "metrics.jsonl").mkdir()
+    meta_path = out / "last" / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["train_state"]["epoch"] = 3
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    before = _snapshot(out)
+    assert_user_error(invoke(["train", "--resume", out]), f"{out / 'metrics.jsonl'}: not a file nerwin writes")
+    assert _snapshot(out) == before and (out / "metrics.jsonl").is_dir()
+
+
+def test_resume_unwritable_metrics_is_one_error_line(tmp_path: Path, monkeypatch) -> None:
+    import builtins
+    import errno
+
+    out = tmp_path / "run"
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if Path(str(file)).name == "metrics.jsonl":
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    result = invoke(["train", *FAST, "--out", out])
+    monkeypatch.undo()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: {out / 'metrics.jsonl'}: cannot write the metrics "
+                                              "(Permission denied)")
+
+
+def test_resume_force_names_the_file_it_could_not_delete(tmp_path: Path, straight: Path,
+                                                         monkeypatch) -> None:
+    import errno
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    real_unlink = Path.unlink
+
+    def refusing_unlink(path: Path, *args, **kwargs):
+        if path.name == "weights.npz":
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refusing_unlink)
+    assert_user_error(invoke(["train", *FAST, "--out", out, "--force"]),
+                      f"{out / 'model' / 'weights.npz'}: cannot write the output directory",
+                      "Operation not permitted")
 
 
 def test_resume_init_from_warns_that_aux_weight_is_ignored(run, tmp_path: Path) -> None:

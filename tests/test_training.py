@@ -371,3 +371,11 @@ def test_training_aux_heads_learn_and_shape_the_shared_layer() -> None:
     assert not np.array_equal(model.params["W"].data, plain.params["W"].data)
     assert np.array_equal(plain.params["U_aux"].data,
                           WindowClassifier.initialise(plain.shape, np.random.default_rng(105)).params["U_aux"].data)
+
+
+def test_training_first_epoch_is_best_without_evaluate_even_at_a_loss_above_one() -> None:
+    model, data, _ = _setup(n=30)
+    model.params["u"].data *= 200.0  # confident, mostly wrong logits: a first-epoch loss far above 1
+    reports = _run(model, data, _cfg(epochs=2, lr=1e-6))
+    assert reports[0].loss > 1.0
+    assert reports[0].best

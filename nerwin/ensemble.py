@@ -157,11 +157,6 @@ class EnsembleRun:
                            self.reports, epochs)
 
 
-def _member_finished(folder: Path, config: Config) -> bool:
-    """True when the member's checkpoint and best model were saved with `config` and training ended."""
-    return _member_plan(folder, config) == "done"
-
-
 def _member_plan(folder: Path, config: Config) -> str:
     """What resuming does with a member: "done", "resume" its checkpoint, train it again (AGAIN), "new"."""
     meta = _saved_meta(folder / CHECKPOINT, config)

@@ -278,17 +278,23 @@ def _replace_dir(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
-    _remove_model_dir(old)
+    remove_model_dir(old)
     os.replace(target, old)
     os.replace(staging, target)
     with contextlib.suppress(OSError):  # the new model is in place; the next save removes the old copy
-        _remove_model_dir(old)
+        remove_model_dir(old)
 
 
-def _remove_model_dir(folder: Path) -> None:
-    """Delete a model folder that holds only files save_model writes (checked by model_dir_problem)."""
-    if not folder.exists():
+def remove_model_dir(folder: Path) -> None:
+    """Delete the files save_model writes in `folder`, then the folder if nothing else is left.
+
+    Links are never followed: a linked folder or file is left as it is.
+    """
+    if not folder.is_dir() or folder.is_symlink():
         return
     for name in WRITTEN:
-        (folder / name).unlink(missing_ok=True)
-    folder.rmdir()
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()

@@ -25,7 +25,7 @@ from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.heap import keep_freed_memory
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model import ModelShape, WindowClassifier
-from nerwin.modelio import LINK, WRITTEN, is_staging, load_model, model_dir_problem, save_model
+from nerwin.modelio import LINK, is_staging, load_model, model_dir_problem, remove_model_dir, save_model
 from nerwin.paths import cache_dir, default_run_dir, resolve_data_path
 from nerwin.tagger import Tagger
 from nerwin.training import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
@@ -412,7 +412,7 @@ def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
     """Delete what nerwin wrote in out_dir (metrics, model, checkpoint, members); other files stay."""
     _unlink_file(out_dir / "metrics.jsonl")
     for folder in _model_dirs(out_dir):  # with the staging folders of an interrupted save
-        _clear_model_dir(folder)
+        remove_model_dir(folder)
     members = out_dir / MEMBERS_DIR
     if not _is_real_dir(members):
         return
@@ -422,14 +422,6 @@ def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
             _unlink_file(member / "config.yaml")
             _remove_if_empty(member)
     _remove_if_empty(members)
-
-
-def _clear_model_dir(folder: Path) -> None:
-    """Delete a model directory's own files, then the folder if nothing else is in it."""
-    if _is_real_dir(folder):
-        for name in WRITTEN:
-            _unlink_file(folder / name)
-        _remove_if_empty(folder)
 
 
 def _is_real_dir(path: Path) -> bool:

@@ -140,7 +140,10 @@ def test_ensemble_force_single_model_removes_the_members(ensemble: Path, tmp_pat
 
 
 def test_ensemble_member_finished_only_for_its_own_seed_and_config(ensemble: Path, tmp_path: Path) -> None:
-    from nerwin.ensemble import _member_finished
+    from nerwin.ensemble import _member_plan
+
+    def _member_finished(folder: Path, config) -> bool:
+        return _member_plan(folder, config) == "done"
 
     config = load_config(None, [*OVERRIDES, "train.ensemble=2"])
     member = ensemble / MEMBERS_DIR / "2"

@@ -112,7 +112,7 @@ class Tensor:
                 raise ValueError(f"backward() without a gradient needs a scalar, got {self.shape}")
             seed = np.ones(self.data.shape, self.data.dtype)
         else:
-            seed = np.array(grad, dtype=self.data.dtype)  # a copy: SGD may scale gradients in place
+            seed = np.asarray(grad, dtype=self.data.dtype)
         order = topological_order(self)
         for node in order:  # leaves accumulate across calls; op outputs hold this pass only
             node.grad = None

@@ -10,10 +10,10 @@ from nerwin.config import Config
 from nerwin.errors import NerwinError
 from nerwin.data.conll import Corpus, location_labels
 from nerwin.metrics import LocationEvaluator, Scores
-from nerwin.modelio import load_model
-from nerwin.ensemble import EnsembleRun, open_run, resume_run
-from nerwin.run import TrainingInterrupted, TrainingRun, TrainResult, read_corpus
-from nerwin.training import Progress
+from nerwin.model.folder import load_model
+from nerwin.training.ensemble import EnsembleRun, open_run, resume_run
+from nerwin.training.run import TrainingInterrupted, TrainingRun, TrainResult, read_corpus
+from nerwin.training.loop import Progress
 
 __all__ = ["EnsembleRun", "TrainResult", "TrainingInterrupted", "TrainingRun", "evaluate", "gradcheck", "open_run",
            "resume", "resume_run", "train"]
@@ -60,7 +60,7 @@ class GradcheckReport:
 def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
               eps: float = 1e-4, tol: float = 1e-6, seed: int = 0) -> GradcheckReport:
     """Check every op, the configured model shape, and optionally a trained model, in float64."""
-    from nerwin.checks import check_model, check_model_by_hand, demo_batch, demo_extra, demo_model
+    from nerwin.model.checks import check_model, check_model_by_hand, demo_batch, demo_extra, demo_model
     from nerwin.engine.opcases import KINK_MARGIN, OP_CASES, check_op
 
     rng = np.random.default_rng(seed)
@@ -85,7 +85,7 @@ def gradcheck(config: Config | None = None, model_dir: str | Path | None = None,
 def _check_trained(model_dir: str | Path, rng: np.random.Generator, eps: float,
                    tol: float) -> tuple[list, str]:
     """Gradients of a trained model on windows of its own training data, away from kinks."""
-    from nerwin.checks import check_model, check_model_by_hand, smooth_windows
+    from nerwin.model.checks import check_model, check_model_by_hand, smooth_windows
 
     tagger, config, _ = load_model(model_dir)
     corpus = read_corpus(config.data.train, config)

@@ -15,7 +15,7 @@ import typer
 
 from nerwin import __version__
 from nerwin.errors import NerwinError
-from nerwin.heap import keep_freed_memory
+from nerwin.training.heap import keep_freed_memory
 
 keep_freed_memory()  # per-step arrays reuse heap pages instead of faulting in new ones
 
@@ -130,11 +130,11 @@ def predict(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to t
             pretokenized: Annotated[bool, typer.Option(help="Input is CoNLL columns (one token per line), not raw text.")] = False,
             word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0) -> None:
     """Tag location names in text, files or stdin with a trained model."""
-    from nerwin.formats import FORMATS, render
+    from nerwin.tag.formats import FORMATS, render
     from nerwin.render import progress_bar as render_progress
-    from nerwin.inputs import conll_sentences, raw_documents
-    from nerwin.modelio import load_model
-    from nerwin.predict import sentence_document, tag_documents, text_documents
+    from nerwin.tag.inputs import conll_sentences, raw_documents
+    from nerwin.model.folder import load_model
+    from nerwin.tag.documents import sentence_document, tag_documents, text_documents
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
@@ -169,9 +169,9 @@ def explain(texts: Annotated[Optional[list[str]], typer.Argument(help="Text to e
             all_: Annotated[bool, typer.Option("--all", help="Explain every token.")] = False,
             as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False) -> None:
     """Show how each window position drove a token's location score (gradient x input, occlusion)."""
-    from nerwin.explain import Explainer, render_explanation
-    from nerwin.inputs import raw_documents
-    from nerwin.modelio import load_model
+    from nerwin.tag.explain import Explainer, render_explanation
+    from nerwin.tag.inputs import raw_documents
+    from nerwin.model.folder import load_model
 
     if token and all_:
         raise typer.BadParameter("choose --token N or --all, not both", param_hint="--all")
@@ -194,7 +194,7 @@ def data_(train: Annotated[Path, typer.Option("--train", help="Training corpus (
           tag_column: Annotated[int, typer.Option(help="Column of the tag (negative counts from the end).")] = -1,
           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
     """Report on a corpus before training; exit 1 listing the problems when it cannot train."""
-    from nerwin.datareport import data_report, render_report
+    from nerwin.data.report import data_report, render_report
 
     types = [t.strip() for value in (location_types or ["LOC"]) for t in value.split(",") if t.strip()]
     try:
@@ -211,7 +211,7 @@ def data_(train: Annotated[Path, typer.Option("--train", help="Training corpus (
 def plot(run_dir: Annotated[Path, typer.Argument(help="Run directory (holds metrics.jsonl).", show_default=False)],
          out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Image file (default: RUN_DIR/curves.png; .svg and .pdf work too).", dir_okay=False)] = None) -> None:
     """Draw loss, dev P/R/F1 (and diagnostics) per epoch to an image; needs matplotlib."""
-    from nerwin.plot import plot_run
+    from nerwin.training.plot import plot_run
 
     try:
         typer.echo(str(plot_run(run_dir, out)))

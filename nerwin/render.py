@@ -5,7 +5,7 @@ import sys
 
 from tqdm import tqdm
 
-from nerwin.training import EpochReport
+from nerwin.training.loop import EpochReport
 
 
 class TqdmProgress:

@@ -17,8 +17,8 @@ Sections (--only):
   train    training windows/s at batch 1, 32, 256 over a fixed slice of the epoch-1 window order
            (after an untimed warm-up); one nerwin epoch at batch 32 (TrainingRun.epochs(), the
            seconds nerwin's own EpochReport measures)
-  predict  P(location) tokens/s on pre-encoded windows (model only, nerwin.tagger batches);
-           raw text end to end (nerwin.predict.text_documents + tag_documents), and tokenization
+  predict  P(location) tokens/s on pre-encoded windows (model only, nerwin.model.tagger batches);
+           raw text end to end (nerwin.tag.documents.text_documents + tag_documents), and tokenization
   windows  nerwin.data.windows.make_windows and encode_sentences over the whole train corpus
   vectors  load_vectors of a synthetic 400,000 x 300 GloVe text file (written to a temp dir)
            for the CoNLL-2003 train vocabulary: first load (parse + cache write), cached load;
@@ -135,7 +135,7 @@ def worker_epoch(spec: dict, setup: bc.Setup) -> dict:
 def worker_predict(spec: dict, setup: bc.Setup) -> dict:
     """P(location) for every train window, pre-encoded, in nerwin's inference batches."""
     from nerwin.data.encode import WindowData
-    from nerwin.tagger import SCORE_BATCH, Tagger
+    from nerwin.model.tagger import SCORE_BATCH, Tagger
 
     impl = make_impl(spec["impl"], setup)
     words, caps = setup.words_in_order, setup.caps_in_order
@@ -160,10 +160,10 @@ def _conll_sentences(setup: bc.Setup) -> list[list[str]]:
 
 
 def worker_text(spec: dict, setup: bc.Setup) -> dict:
-    """Raw text -> tokens -> P(location) -> labels, through nerwin.predict (one document a sentence)."""
+    """Raw text -> tokens -> P(location) -> labels, through nerwin.tag.documents (one document a sentence)."""
     from nerwin.data.vocab import Vocab
-    from nerwin.predict import tag_documents, text_documents
-    from nerwin.tagger import Tagger
+    from nerwin.tag.documents import tag_documents, text_documents
+    from nerwin.model.tagger import Tagger
 
     texts = [" ".join(words) for words in _conll_sentences(setup)]
     vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)

@@ -28,7 +28,7 @@ from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from nerwin.heap import keep_freed_memory  # noqa: E402
+from nerwin.training.heap import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()  # as the nerwin command does; every implementation runs with it
 
@@ -132,8 +132,8 @@ class NerwinStep:
 
     def __init__(self, params: dict[str, np.ndarray], n_caps: int, lr: float = LR):
         from nerwin.engine import Tensor
-        from nerwin.model import ModelShape, WindowClassifier
-        from nerwin.optim import SGD
+        from nerwin.model.classifier import ModelShape, WindowClassifier
+        from nerwin.model.sgd import SGD
 
         vocab_size, dim = params["E"].shape
         caps_dim = params["F"].shape[1]
@@ -146,7 +146,7 @@ class NerwinStep:
         self.optimizer = SGD(self.model.params, lr, {"E": 1.0})
 
     def step(self, words: np.ndarray, caps: np.ndarray, labels: np.ndarray) -> float:
-        """One SGD step as in nerwin.training.run_epoch; returns the batch loss."""
+        """One SGD step as in nerwin.training.loop.run_epoch; returns the batch loss."""
         loss = self.model.loss(words, caps, labels, None)
         value = float(loss.data)
         loss.backward()

@@ -57,6 +57,6 @@ def run(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tagger(run):
     """The shared run's best model, loaded."""
-    from nerwin.modelio import load_model
+    from nerwin.model.folder import load_model
 
     return load_model(run.model)[0]

@@ -13,7 +13,7 @@ from nerwin.config import load_config
 from nerwin.data.conll import read_conll
 from nerwin.errors import DataError, ModelError, NerwinError
 from nerwin.metrics import Scores
-from nerwin.modelio import load_model
+from nerwin.model.folder import load_model
 
 
 def test_api_train_returns_dev_scores(run: TrainedRun) -> None:

@@ -16,7 +16,7 @@ from nerwin import __version__, api
 from nerwin.config import load_config
 from nerwin.engine.opcases import OP_CASES
 from nerwin.metrics import conlleval_report
-from nerwin.modelio import FILES
+from nerwin.model.folder import FILES
 
 COMMANDS = ("train", "evaluate", "predict", "gradcheck")
 

@@ -1,0 +1,1 @@
+"""The window classifier, its SGD, gradient checks and the model folder."""

@@ -1,0 +1,1 @@
+"""Training: the loop, a run, ensembles, diagnostics."""

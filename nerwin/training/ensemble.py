@@ -1,0 +1,218 @@
+"""Ensembles: members trained one after another with their own seeds, one model averaging their P(location)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from nerwin.config import Config, load_config
+from nerwin.errors import ConfigError, ModelError, NerwinError
+from nerwin.model.folder import load_model, save_model
+from nerwin.files.paths import default_run_dir
+from nerwin.training.run import (CHECKPOINT, MEMBERS_DIR, THRESHOLDS, TrainingInterrupted, TrainingRun, TrainResult,
+                        append_metrics, check_out_dir, check_outputs, create_out_dir)
+from nerwin.model.tagger import Tagger
+from nerwin.training.loop import EpochReport, Progress
+from nerwin.files.versions import versions
+
+SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
+RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
+AGAIN = {"model": "its model is missing or from another run",
+         "stale": "its checkpoint is from another config or seed"}  # plans that train a member again
+
+
+def member_config(config: Config, k: int) -> Config:
+    """The config of member k (from 0): its own seed, one model, no threshold tuning of its own."""
+    t = config.train
+    return replace(config, train=replace(t, seed=t.seed + SEED_STRIDE * k, ensemble=1, tune_threshold=False))
+
+
+def open_run(config: Config, out_dir: str | Path | None = None, force: bool = False,
+             init_from: str | Path | None = None) -> TrainingRun | EnsembleRun:
+    """A new run: one model, or an ensemble when train.ensemble > 1."""
+    if config.train.ensemble == 1:
+        return TrainingRun(config, out_dir, force, init_from)
+    if init_from is not None:
+        raise ConfigError("train.ensemble: --init-from continues one model; set train.ensemble=1")
+    return EnsembleRun(config, out_dir, force)
+
+
+def resume_run(out_dir: str | Path) -> TrainingRun | EnsembleRun:
+    """Continue the run in `out_dir`, single model or ensemble, where it stopped."""
+    out_dir = Path(out_dir)
+    if (out_dir / MEMBERS_DIR).is_dir() and (out_dir / "config.yaml").is_file():
+        config = load_config(out_dir / "config.yaml")
+        if config.train.ensemble > 1:
+            return EnsembleRun(config, out_dir, _resume=True)
+    return TrainingRun.resume(out_dir)
+
+
+class EnsembleRun:
+    """RUN/members/K holds member K's own run (model, checkpoint, metrics); RUN/model averages them."""
+
+    def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False, *,
+                 _resume: bool = False):
+        self.config, self.started = config, time.perf_counter()
+        self.out_dir = Path(out_dir) if out_dir else default_run_dir()
+        self.size = config.train.ensemble
+        self.reports: list[EpochReport] = []
+        self._resume = _resume
+        self._last: TrainingRun | None = None
+        if _resume:
+            check_outputs(self.out_dir, new_run=False)
+            self._first = None
+            self._plans = [_member_plan(self._member_dir(k), member_config(config, k - 1))
+                           for k in range(1, self.size + 1)]
+            done = [plan == "done" for plan in self._plans]
+            self.finished = all(done) and self._ensemble_saved()
+            self.notes = [f"{self.out_dir}: the ensemble already finished; nothing to resume" if self.finished
+                          else self._resume_note(done)]
+            self.notes += [f"member {k}: {AGAIN[plan]}; training it again"
+                           for k, plan in enumerate(self._plans, start=1) if plan in AGAIN]
+            return
+        check_out_dir(self.out_dir, force)
+        self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
+        create_out_dir(self.out_dir, force, config, keep_members=("1",))  # member 1 cleared its own folder
+        self.finished = False
+        seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
+        self.notes = self._first.notes + [f"ensemble: {self.size} members trained one after another "
+                                          f"(seeds {seeds}) in {self.out_dir / MEMBERS_DIR}"]
+
+    def _member_dir(self, k: int) -> Path:
+        return self.out_dir / MEMBERS_DIR / str(k)
+
+    def _resume_note(self, done: list[bool]) -> str:
+        """Which member training continues with, and how many are done."""
+        where = (f"at member {done.index(False) + 1} of {self.size}" if not all(done)
+                 else "averaging the finished members")
+        return f"resuming ensemble {self.out_dir} {where}: {sum(done)} of {self.size} members done"
+
+    def _ensemble_saved(self) -> bool:
+        """True when RUN/model is this ensemble's average (its meta, seed and config match)."""
+        meta = _saved_meta(self.out_dir / "model", self.config)
+        return meta is not None and meta.get("members") == self.size
+
+    def _member_run(self, k: int) -> TrainingRun:
+        """Member k (from 1): the run made at start, its checkpoint when resuming, else a new run."""
+        if k == 1 and self._first is not None:
+            return self._first
+        folder = self._member_dir(k)
+        config = member_config(self.config, k - 1)
+        if self._resume and self._plans[k - 1] in RESUMABLE:
+            return TrainingRun.resume(folder)
+        if self._resume:
+            _drop_member_lines(self.out_dir / "metrics.jsonl", k)
+        return TrainingRun(config, folder, force=True)  # a stale checkpoint of another config is cleared
+
+    def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
+        """Train the members in turn; each report says which member it is."""
+        for k in range(1, self.size + 1):
+            self._last = None  # one member's data in memory at a time
+            self._last = self._member_run(k)
+            try:
+                for report in self._last.epochs(progress):
+                    report = replace(report, member=k)
+                    self.reports.append(report)
+                    append_metrics(self.out_dir / "metrics.jsonl", report)
+                    yield report
+            except TrainingInterrupted as err:
+                raise TrainingInterrupted(self.out_dir, err.state, err.signal_name, (k, self.size)) from None
+            self._first = None  # free member 1's data before the next member loads its own
+
+    def finish(self) -> TrainResult:
+        """Average the members' best models into RUN/model and tune its threshold on dev."""
+        taggers, metas = [], []
+        for k in range(1, self.size + 1):
+            folder = self._member_dir(k) / "model"
+            if _saved_meta(folder, member_config(self.config, k - 1)) is None:
+                raise ModelError(f"{folder}: not member {k}'s model (missing, or saved with another seed or "
+                                 f"config); train again with --force")
+            tagger, _, meta = load_model(folder)
+            taggers.append(tagger)
+            metas.append(meta)
+        if any(t.vocab.words != taggers[0].vocab.words for t in taggers):
+            raise ModelError(f"{self.out_dir / MEMBERS_DIR}: members have different vocabularies")
+        first = taggers[0]
+        tagger = Tagger(first.model, first.vocab, self.config.train.threshold, first.features,
+                        tuple(t.model for t in taggers[1:]))
+        epochs = tuple(int(m.get("epoch", 0)) for m in metas)
+        run = self._last or self._member_run(self.size)
+        threshold, scores = tagger.threshold, None
+        if run.evaluator is not None:
+            probs = tagger.window_probabilities(run.dev_windows)
+            cuts = THRESHOLDS if self.config.train.tune_threshold else [tagger.threshold]
+            scored = [(run.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in cuts]
+            scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
+            tagger.threshold = threshold
+        if not self.finished:
+            save_model(self.out_dir / "model", tagger, self.config,
+                       {"member_epochs": list(epochs), "seed": self.config.train.seed, "versions": versions()})
+        return TrainResult(self.out_dir, epochs[0], scores, threshold, time.perf_counter() - self.started,
+                           self.reports, epochs)
+
+
+def _member_plan(folder: Path, config: Config) -> str:
+    """What resuming does with a member: "done", "resume" its checkpoint, train it again (AGAIN), "new"."""
+    meta = _saved_meta(folder / CHECKPOINT, config)
+    if meta is None:
+        return "stale" if (folder / CHECKPOINT).exists() else "new"
+    try:
+        state = meta["train_state"]
+        ended = state["epoch"] > config.train.epochs or state["since_best"] >= config.train.patience
+        first_epoch = state["epoch"] == 1
+    except (KeyError, TypeError):
+        return "resume"  # TrainingRun.resume names the broken checkpoint
+    if _saved_meta(folder / "model", config) is not None:
+        return "done" if ended else "resume"
+    # no best model of its own is right only in the first epoch, before one was saved
+    return "resume" if first_epoch and not ended and not (folder / "model").exists() else "model"
+
+
+def _drop_member_lines(path: Path, k: int) -> None:
+    """Rewrite RUN/metrics.jsonl atomically without member k's lines (the member is trained again)."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+        kept = [line for line in lines if _line_member(line) != k]
+        if len(kept) < len(lines):
+            _write_atomically(path, b"".join(kept))
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot rewrite the metrics ({err.strerror or err})") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` through a temporary file in the same folder."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _line_member(line: bytes) -> int | None:
+    """The "member" of one metrics.jsonl line, or None (a line that is not JSON is kept as it is)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # also undecodable bytes
+        return None
+    return record.get("member") if isinstance(record, dict) else None
+
+
+def _saved_meta(directory: Path, config: Config) -> dict | None:
+    """The meta of the model in `directory` if it was saved with `config` and its seed, else None."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        saved = load_config(directory / "config.yaml")
+    except (OSError, UnicodeDecodeError, ValueError, NerwinError):
+        return None
+    if not isinstance(meta, dict) or meta.get("seed") != config.train.seed or saved != config:
+        return None
+    return meta

@@ -1,0 +1,439 @@
+"""TrainingRun: a run directory, its data and model, epochs, checkpoints, resume and interruption."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from nerwin.config import Config, save_config
+from nerwin.data.caps import N_CAPS
+from nerwin.data.conll import Corpus, location_labels, read_conll
+from nerwin.data.embeddings import load_vectors
+from nerwin.data.features import TokenFeature
+from nerwin.training.diagnostics import probe_sample
+from nerwin.data.vocab import Vocab, build_vocab
+from nerwin.engine import Tensor
+from nerwin.errors import ConfigError, ModelError, NerwinError
+from nerwin.training.heap import keep_freed_memory
+from nerwin.metrics import LocationEvaluator, Scores
+from nerwin.model.classifier import ModelShape, WindowClassifier
+from nerwin.model.folder import LINK, is_staging, load_model, model_dir_problem, remove_model_dir, save_model
+from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
+from nerwin.model.tagger import Tagger
+from nerwin.training.loop import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
+from nerwin.files.versions import versions
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
+CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
+MEMBERS_DIR = "members"  # an ensemble's member runs: RUN/members/1, RUN/members/2, ...
+RUN_FILES = ("metrics.jsonl", "config.yaml")  # the files training writes into a run folder
+
+
+class TrainingInterrupted(NerwinError):
+    """Training was stopped by a signal after writing a resumable checkpoint."""
+
+    def __init__(self, out_dir: Path, state: TrainState, signal_name: str,
+                 member: tuple[int, int] | None = None):
+        self.signal_name, self.state, self.member = signal_name, state, member
+        which = f"member {member[0]} of {member[1]}, " if member else ""
+        then = f" (continues member {member[0]})" if member else ""
+        super().__init__(f"{signal_name}: stopped in {which}epoch {state.epoch} after {state.step} steps; "
+                         f"checkpoint saved; resume with: nerwin train --resume {out_dir}{then}")
+
+
+@dataclass
+class TrainResult:
+    """Where a run was written and how its best model scores."""
+
+    out_dir: Path
+    best_epoch: int
+    dev: Scores | None
+    threshold: float
+    seconds: float
+    reports: list[EpochReport] = field(default_factory=list)
+    member_epochs: tuple[int, ...] = ()  # an ensemble's members' best epochs
+
+
+def read_corpus(path: str, config: Config) -> Corpus:
+    """Read a CoNLL corpus with the config's columns and scheme."""
+    d = config.data
+    return read_conll(resolve_data_path(path), word_column=d.word_column, tag_column=d.tag_column,
+                      scheme=d.scheme, keep_columns=False)
+
+
+class TrainingRun:
+    """One training run: data and model are prepared on creation; `epochs()` trains."""
+
+    def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False,
+                 init_from: str | Path | None = None, *, _resume: bool = False):
+        self.config, self.started = config, time.perf_counter()
+        self.out_dir = Path(out_dir) if out_dir else default_run_dir()
+        keep_freed_memory()  # training allocates the same arrays every step: keep their pages
+        if not _resume:
+            check_out_dir(self.out_dir, force)
+        self.notes: list[str] = []
+        self.rng = np.random.default_rng(config.train.seed)
+        self.state = TrainState()
+        self.finished = False  # set by resume() for a run that already ended
+        self.reports: list[EpochReport] = []
+        self.train_corpus = read_corpus(config.data.train, config)
+        self.dev_corpus = read_corpus(config.data.dev, config) if config.data.dev else None
+        self._check_location_types()
+        if not _resume:
+            self.tagger = self._initial_tagger(init_from)
+            self._prepare_data()
+            create_out_dir(self.out_dir, force, self.config)  # only now: every input was read and checked
+
+    @classmethod
+    def resume(cls, out_dir: str | Path) -> TrainingRun:
+        """Continue the run in `out_dir` from its checkpoint, exactly where it stopped."""
+        out_dir = Path(out_dir)
+        checkpoint = out_dir / CHECKPOINT
+        if not (checkpoint / "meta.json").is_file():
+            raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
+        check_outputs(out_dir, new_run=False, members=False)
+        tagger, config, meta = load_model(checkpoint)
+        state = _train_state(meta, checkpoint)
+        run = cls(config, out_dir, _resume=True)
+        run.finished = state.epoch > config.train.epochs or state.since_best >= config.train.patience
+        run.tagger = tagger
+        run.state = state
+        run._prepare_data()
+        if run.finished:
+            run.notes.append(f"{out_dir}: the run already finished; nothing to resume")
+        else:
+            run.notes.append(f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}")
+        return run
+
+    def _check_location_types(self) -> None:
+        present = set(self.train_corpus.entity_types)
+        wanted = set(self.config.data.location_types)
+        if not present & wanted:
+            self.notes.append(
+                f"warning: {self.train_corpus.path}: no entity of type {', '.join(sorted(wanted))} "
+                f"(types present: {', '.join(sorted(present)) or 'none'}); check data.location_types")
+
+    def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
+        if init_from is not None:
+            return self._continue_from(Path(init_from))
+        vocab, embeddings = self._vocab_and_vectors()
+        features = self._fit_features()
+        return Tagger(self._new_model(vocab, embeddings, features), vocab, self.config.train.threshold,
+                      features)
+
+    def _fit_features(self) -> dict[str, TokenFeature]:
+        """Suffix and shape vocabularies from the training words, for the enabled features."""
+        words = [w for s in self.train_corpus.sentences for w in s.words]
+        dims = {"suffix": self.config.model.suffix_dim, "shape": self.config.model.shape_dim}
+        return {kind: TokenFeature.fit(kind, words) for kind, dim in dims.items() if dim}
+
+    def _vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
+        d = self.config.data
+        vocab = build_vocab((s.words for s in self.train_corpus.sentences), d.lowercase, d.digits,
+                            d.min_count, d.max_vocab)
+        if not d.vectors:
+            self.notes.append(f"vocabulary: {len(vocab):,} words from {self.train_corpus.path}; random vectors")
+            return vocab, None
+        vectors = load_vectors(resolve_data_path(d.vectors), vocab.words, extra_top_n=d.vectors_extend,
+                               cache_dir=cache_dir(), seed=self.config.train.seed)
+        if vectors.dim != self.config.model.embedding_dim:
+            raise ConfigError(f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
+                              f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}")
+        trained_words = len(vocab)
+        vocab, matrix = _extend_with_vectors(vocab, vectors.words, vectors.matrix)
+        self.notes.append(vectors.coverage.summary())
+        if vectors.coverage.found == 0:
+            self.notes.append(f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
+                              "and data.lowercase")
+        self.notes.append(f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
+                          f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})")
+        return vocab, matrix
+
+    def _new_model(self, vocab: Vocab, embeddings: np.ndarray | None,
+                   features: dict[str, TokenFeature]) -> WindowClassifier:
+        m = self.config.model
+        dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
+        extra = tuple((name, len(f), dims[name]) for name, f in features.items())
+        shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
+                           m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra, aux_types=self._aux_types())
+        return WindowClassifier.initialise(shape, self.rng, embeddings, m.embedding_init)
+
+    def _aux_types(self) -> tuple[str, ...]:
+        """The training corpus's other entity types, each given a head when train.aux_weight > 0."""
+        if self.config.train.aux_weight == 0:
+            return ()
+        types = tuple(sorted(set(self.train_corpus.entity_types) - set(self.config.data.location_types)))
+        if not types:
+            self.notes.append(f"warning: {self.train_corpus.path}: no entity type besides the locations; "
+                              "train.aux_weight has nothing to learn from")
+        return types
+
+    def _continue_from(self, model_dir: Path) -> Tagger:
+        """A trained model whose vocabulary is extended with the new training words."""
+        tagger, old_config, _ = load_model(model_dir)
+        if tagger.members:
+            raise ConfigError(f"{model_dir}: an ensemble of {len(tagger.models)}; --init-from continues one "
+                              f"model, e.g. {model_dir.parent / 'members' / '1' / 'model'}")
+        self.config = replace(self.config, model=old_config.model,
+                              data=replace(self.config.data, lowercase=old_config.data.lowercase,
+                                           digits=old_config.data.digits))
+        vocab = tagger.vocab.extend(w for s in self.train_corpus.sentences for w in s.words)
+        old = tagger.model.params["E"].data
+        new_rows = self.rng.normal(0.0, float(old.std()), (len(vocab) - len(old), old.shape[1]))
+        params = dict(tagger.model.params)
+        params["E"] = Tensor(np.concatenate([old, new_rows.astype(old.dtype)]), requires_grad=True, name="E")
+        shape = replace(tagger.model.shape, vocab_size=len(vocab))
+        self.notes.append(f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
+                          f"to its {len(old):,}; model settings taken from that model")
+        if self.config.train.aux_weight > 0 and not shape.aux_types:
+            self.notes.append(f"warning: train.aux_weight is ignored: the model's heads come from "
+                              f"{model_dir}, which has no heads for other entity types")
+        return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold,
+                      tagger.features)
+
+    def _prepare_data(self) -> None:
+        """Training windows and labels, dev windows and the evaluator."""
+        if self.config.train.embedding_lr_scale == 0:
+            self.tagger.model.params["E"].requires_grad = False
+        windows = self.tagger.encode([s.words for s in self.train_corpus.sentences])
+        labels = location_labels(self.train_corpus, self.config.data.location_types).astype(np.float32)
+        aux_types = self.tagger.model.shape.aux_types
+        aux = (np.stack([location_labels(self.train_corpus, (t,)) for t in aux_types], axis=1)
+               .astype(np.float32) if aux_types else None)
+        self.data = TrainingData(windows, labels, self.tagger.vocab.counts == 1, aux)
+        self.notes.append(f"train: {len(labels):,} windows ({int(labels.sum()):,} location tokens) "
+                          f"from {len(windows.lengths):,} sentences")
+        dev = self.dev_corpus
+        self.evaluator = LocationEvaluator(dev, self.config.data.location_types) if dev else None
+        self.dev_windows = self.tagger.encode([s.words for s in dev.sentences]) if dev else None
+        if dev:
+            dev_labels = location_labels(dev, self.config.data.location_types).astype(np.float32)
+            self.probe = probe_sample(self.dev_windows, dev_labels)
+        else:
+            self.probe = probe_sample(windows, labels)
+
+    def evaluate(self, model: WindowClassifier, threshold: float | None = None) -> Scores:
+        """Dev scores of `model` at `threshold` (default: the configured one)."""
+        probs = Tagger(model, self.tagger.vocab).window_probabilities(self.dev_windows)
+        cut = self.config.train.threshold if threshold is None else threshold
+        return self.evaluator.score((probs >= cut).astype(np.int8))
+
+    def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
+        """Train; after each epoch save the best model, the last one and a checkpoint."""
+        if self.finished:
+            return
+        evaluate = self.evaluate if self.evaluator else None
+        with _stop_on_signals() as stop:
+            try:
+                for report, state in train_epochs(self.tagger.model, self.data, self.config.train, evaluate,
+                                                  self.rng, progress, self.state, stop.requested,
+                                                  self.probe):
+                    self.state = state
+                    self._record(report)
+                    yield report
+            except Interrupted as interrupted:
+                self._save(CHECKPOINT, {"train_state": interrupted.state.to_dict()})
+                raise TrainingInterrupted(self.out_dir, interrupted.state, stop.name) from None
+
+    def _record(self, report: EpochReport) -> None:
+        self.reports.append(report)
+        append_metrics(self.out_dir / "metrics.jsonl", report)
+        if report.best:
+            self._save("model", {"epoch": report.epoch})
+        self._save(CHECKPOINT, {"epoch": report.epoch, "train_state": self.state.to_dict()})
+
+    def _save(self, name: str, extra: dict) -> None:
+        extra = {**extra, "seed": self.config.train.seed, "versions": versions()}
+        save_model(self.out_dir / name, self.tagger, self.config, extra)
+
+    def finish(self) -> TrainResult:
+        """Tune the threshold on dev if asked; return the best model's scores."""
+        tagger, _, meta = load_model(self.out_dir / "model")
+        threshold, scores = tagger.threshold, None
+        if self.evaluator:
+            scores = self.evaluate(tagger.model, threshold)
+            if self.config.train.tune_threshold:
+                threshold, scores = self._tune_threshold(tagger)
+                tagger.threshold = threshold
+                save_model(self.out_dir / "model", tagger, self.config, meta)
+        return TrainResult(self.out_dir, int(meta.get("epoch", 0)), scores, threshold,
+                           time.perf_counter() - self.started, self.reports)
+
+    def _tune_threshold(self, tagger: Tagger) -> tuple[float, Scores]:
+        probs = tagger.window_probabilities(self.dev_windows)
+        scored = [(self.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in THRESHOLDS]
+        scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
+        return threshold, scores
+
+
+def _train_state(meta: dict, checkpoint: Path) -> TrainState:
+    """The training state a checkpoint's meta.json records, or ModelError naming the checkpoint."""
+    try:
+        return TrainState.from_dict(meta["train_state"])
+    except (KeyError, TypeError):
+        raise ModelError(f"{checkpoint}: meta.json has no valid train_state; "
+                         "not a resumable checkpoint") from None
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; training checks it between steps."""
+
+    def __init__(self) -> None:
+        self.name = ""
+
+    def requested(self) -> bool:
+        """True once a stop signal arrived."""
+        return bool(self.name)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """Turn the first SIGINT/SIGTERM into a stop request (a second SIGINT interrupts at once)."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handle(signum: int, _frame: object) -> None:
+        flag.name = signal.Signals(signum).name
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _extend_with_vectors(vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray) -> tuple[Vocab, np.ndarray]:
+    """Append the vector file's extra words (normalised, first form kept) to vocab and rows."""
+    extra_rows = {}
+    for row in range(len(vocab), len(words)):
+        key = vocab.normalise(words[row])
+        if key not in vocab.index and key not in extra_rows:
+            extra_rows[key] = row
+    if not extra_rows:
+        return vocab, matrix[: len(vocab)]
+    rows = np.concatenate([np.arange(len(vocab)), np.fromiter(extra_rows.values(), np.int64)])
+    return vocab.extend(extra_rows), matrix[rows]
+
+
+def append_metrics(path: Path, report: EpochReport) -> None:
+    """Append one epoch's line to a metrics.jsonl, or NerwinError naming the file."""
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(report.to_dict()) + "\n")
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot write the metrics ({err.strerror or err})") from None
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse, before any work, an output path that is a file, lies under a file, or holds a run."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise NerwinError(f"{out_dir}: already holds files; pass --force to overwrite, "
+                          "--resume to continue it, or another --out")
+    ancestor = out_dir.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise NerwinError(f"{out_dir}: cannot write the output directory ({ancestor} is not a "
+                          "writable directory)")
+    if force and out_dir.is_dir():
+        check_outputs(out_dir, new_run=True)
+
+
+def check_outputs(run_dir: Path, new_run: bool, members: bool = True) -> None:
+    """Refuse, before anything is deleted or written, output paths that are links or hold others' files."""
+    problem = _output_problem(run_dir, members)
+    if problem:
+        path, what = problem
+        other = " or pick another --out" if new_run else ""
+        raise NerwinError(f"{path}: {what}; move it out of {path.parent}{other}")
+
+
+def _output_problem(run_dir: Path, members: bool) -> tuple[Path, str] | None:
+    """The first path nerwin would write through a link or delete another's file at, with why."""
+    for name in RUN_FILES:
+        path = run_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            return path, LINK if path.is_symlink() else "not a file nerwin writes"
+    for folder in _model_dirs(run_dir):
+        problem = model_dir_problem(folder)
+        if problem:
+            return problem
+    folder = run_dir / MEMBERS_DIR
+    if not members or not (folder.is_symlink() or folder.is_dir()):
+        return None
+    if folder.is_symlink():
+        return folder, LINK
+    return next(filter(None, map(_member_problem, sorted(folder.iterdir()))), None)
+
+
+def _member_problem(member: Path) -> tuple[Path, str] | None:
+    """What _output_problem finds in one RUN/members entry (only numbered ones are nerwin's)."""
+    if not member.name.isdigit():
+        return None
+    if member.is_symlink() or not member.is_dir():
+        return member, LINK if member.is_symlink() else "not a folder nerwin writes"
+    return _output_problem(member, members=False)
+
+
+def _model_dirs(run_dir: Path) -> list[Path]:
+    """RUN/model, RUN/last and the staging folders of their saves."""
+    names = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    return [run_dir / name for model in ("model", CHECKPOINT)
+            for name in (model, *(n for n in names if is_staging(n, model)))]
+
+
+def create_out_dir(out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()) -> None:
+    """Create the run folder (checked by check_out_dir), clear old outputs if forced, save the config."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if force:
+            clear_outputs(out_dir, keep_members)
+        save_config(config, out_dir / "config.yaml")
+    except OSError as err:
+        raise NerwinError(f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
+                          f"({err.strerror})") from None
+
+
+def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
+    """Delete what nerwin wrote in out_dir (metrics, model, checkpoint, members); other files stay."""
+    _unlink_file(out_dir / "metrics.jsonl")
+    for folder in _model_dirs(out_dir):  # with the staging folders of an interrupted save
+        remove_model_dir(folder)
+    members = out_dir / MEMBERS_DIR
+    if not _is_real_dir(members):
+        return
+    for member in sorted(members.iterdir()):
+        if member.name.isdigit() and member.name not in keep_members and _is_real_dir(member):
+            clear_outputs(member)
+            _unlink_file(member / "config.yaml")
+            _remove_if_empty(member)
+    _remove_if_empty(members)
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A directory that is not a symlink (links are never followed out of the run folder)."""
+    return path.is_dir() and not path.is_symlink()
+
+
+def _unlink_file(path: Path) -> None:
+    if path.is_file() and not path.is_symlink():
+        path.unlink()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if not any(folder.iterdir()):
+        folder.rmdir()

@@ -1,0 +1,111 @@
+"""Output formats of tagged documents: inline markup, CoNLL columns and JSON lines."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nerwin.data.conll import Sentence
+from nerwin.tag.formats import FORMATS, render, render_conll, render_inline, render_json
+from nerwin.tag.documents import TaggedDocument, sentence_document, text_documents
+
+
+def _doc(text: str, probs: list[list[float]], threshold: float = 0.5) -> TaggedDocument:
+    """A raw-text document with hand-set probabilities (one list per sentence)."""
+    (doc,) = text_documents([text])
+    assert [len(s) for s in doc.sentences] == [len(p) for p in probs], \
+        [[t.text for t in s] for s in doc.sentences]
+    doc.probs = [np.array(p, dtype=np.float32) for p in probs]
+    doc.labels = [(p >= threshold).astype(np.int8) for p in doc.probs]
+    return doc
+
+
+TEXT = "New\tYork  is far from São Paulo. London is near."
+PROBS = [[0.9, 0.7, 0.1, 0.2, 0.0, 0.8, 0.6, 0.3], [0.95, 0.1, 0.2, 0.0]]
+
+
+def test_formats_inline_marks_entities_and_keeps_text() -> None:
+    doc = _doc(TEXT, PROBS)
+    assert render_inline(doc) == "[New\tYork]LOC  is far from [São Paulo]LOC. [London]LOC is near."
+    assert render(doc, "inline") == render_inline(doc) + "\n"
+
+
+def test_formats_inline_without_entities_is_the_text() -> None:
+    doc = _doc(TEXT, [[0.0] * 8, [0.0] * 4])
+    assert render(doc, "inline") == TEXT + "\n"
+
+
+def test_formats_conll_iob2_rows_and_sentence_breaks() -> None:
+    doc = _doc(TEXT, PROBS)
+    assert render_conll(doc) == (
+        "New B-LOC\nYork I-LOC\nis O\nfar O\nfrom O\nSão B-LOC\nPaulo I-LOC\n. O\n"
+        "\n"
+        "London B-LOC\nis O\nnear O\n. O\n"
+        "\n"
+    )
+    assert render(doc, "conll") == render_conll(doc)
+
+
+def test_formats_conll_keeps_input_columns_first() -> None:
+    sentence = Sentence(("Paris", "is", "nice"), ("B-LOC", "O", "O"),
+                        (("Paris", "NNP", "B-LOC"), ("is", "VBZ", "O"), ("nice", "JJ", "O")), 1)
+    doc = sentence_document(sentence)
+    doc.probs = [np.array([0.9, 0.2, 0.6], dtype=np.float32)]
+    doc.labels = [np.array([1, 0, 1], dtype=np.int8)]
+    assert render_conll(doc) == "Paris NNP B-LOC B-LOC\nis VBZ O O\nnice JJ O B-LOC\n\n"
+
+
+def test_formats_entities_do_not_cross_sentences() -> None:
+    # Paris ends one sentence (paragraph break) and London opens the next: two entities.
+    doc = _doc("I love Paris\n\nLondon too", [[0.1, 0.1, 0.9], [0.9, 0.1]])
+    assert [e.text for e in doc.entities()] == ["Paris", "London"]
+    assert render_inline(doc) == "I love [Paris]LOC\n\n[London]LOC too"
+    assert render_conll(doc) == "I O\nlove O\nParis B-LOC\n\nLondon B-LOC\ntoo O\n\n"
+
+
+def test_formats_json_entities_offsets_and_confidence() -> None:
+    doc = _doc(TEXT, PROBS)
+    line = render(doc, "json")
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    record = json.loads(line)
+    assert "São" in line  # not \u-escaped
+    assert record["text"] == TEXT
+    assert [(e["text"], e["start"], e["end"]) for e in record["entities"]] == [
+        ("New\tYork", 0, 8), ("São Paulo", 22, 31), ("London", 33, 39)]
+    for entity in record["entities"]:
+        assert TEXT[entity["start"]:entity["end"]] == entity["text"]
+    assert [e["confidence"] for e in record["entities"]] == [0.8, 0.7, 0.95]
+    assert "tokens" not in record
+
+
+def test_formats_json_probs_lists_every_token() -> None:
+    doc = _doc(TEXT, PROBS)
+    record = json.loads(render_json(doc, with_probs=True))
+    tokens = record["tokens"]
+    assert [t["text"] for t in tokens] == ["New", "York", "is", "far", "from", "São", "Paulo", ".",
+                                          "London", "is", "near", "."]
+    assert [t["prob"] for t in tokens] == pytest.approx([p for s in PROBS for p in s], abs=1e-4)
+    for token in tokens:
+        assert TEXT[token["start"]:token["end"]] == token["text"]
+    assert json.loads(render(doc, "json", True)) == record
+
+
+def test_formats_json_newlines_stay_inside_one_line() -> None:
+    doc = _doc("Paris\nLondon", [[0.9, 0.9]])
+    line = render(doc, "json")
+    assert line.count("\n") == 1
+    assert [e["text"] for e in json.loads(line)["entities"]] == ["Paris\nLondon"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\r\n"])
+def test_formats_empty_document(text: str) -> None:
+    (doc,) = text_documents([text])
+    assert doc.sentences == []
+    assert render(doc, "inline") == text + "\n"
+    assert json.loads(render(doc, "json", True)) == {"text": text, "entities": [], "tokens": []}
+    assert render(doc, "conll") == ""
+
+
+def test_formats_names() -> None:
+    assert set(FORMATS) == {"inline", "conll", "json"}

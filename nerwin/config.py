@@ -1,4 +1,5 @@
 """Typed, frozen configuration: defaults, then a YAML file, then `--set key=value` overrides."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,9 +7,10 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -19,32 +21,36 @@ from nerwin.errors import ConfigError
 YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
 DROPOUT_STEPS = 256  # nerwin.engine.ops.dropout keeps an entry when a random byte is below a cut
-DROPOUT_RULE = (f"0 (off) or above 1/{2 * DROPOUT_STEPS} = {1 / (2 * DROPOUT_STEPS)} and below 1 "
-                f"(rates come in steps of 1/{DROPOUT_STEPS}; smaller ones would drop nothing)")
+DROPOUT_RULE = (
+    f"0 (off) or above 1/{2 * DROPOUT_STEPS} = {1 / (2 * DROPOUT_STEPS)} and below 1 "
+    f"(rates come in steps of 1/{DROPOUT_STEPS}; smaller ones would drop nothing)"
+)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where the corpora and vectors are and how words become ids."""
 
-    train: str = "data/default/train.txt"   # training corpus (CoNLL columns)
+    train: str = "data/default/train.txt"  # training corpus (CoNLL columns)
     dev: str | None = "data/default/dev.txt"  # dev corpus for scores and early stopping
-    vectors: str | None = None               # pretrained vectors (GloVe/word2vec/fastText); null = random
-    vectors_extend: int = 0                  # add the N most frequent vector-file words to the vocab (-1 = all)
-    word_column: int = 0                     # column of the word
-    tag_column: int = -1                     # column of the tag (negative counts from the end)
-    scheme: str = "auto"                     # tag scheme: auto, IOB1, IOB2, IOBES, IO
+    vectors: str | None = None  # pretrained vectors (GloVe/word2vec/fastText); null = random
+    vectors_extend: int = 0  # add the N most frequent vector-file words to the vocab (-1 = all)
+    word_column: int = 0  # column of the word
+    tag_column: int = -1  # column of the tag (negative counts from the end)
+    scheme: str = "auto"  # tag scheme: auto, IOB1, IOB2, IOBES, IO
     location_types: tuple[str, ...] = ("LOC",)  # entity types that count as locations
-    lowercase: bool = True                   # lowercase words before lookup (case goes to caps)
-    digits: bool = True                      # map every digit to 0
-    min_count: int = 1                       # words seen fewer times in train become <unk>
-    max_vocab: int | None = None             # keep at most this many training words
+    lowercase: bool = True  # lowercase words before lookup (case goes to caps)
+    digits: bool = True  # map every digit to 0
+    min_count: int = 1  # words seen fewer times in train become <unk>
+    max_vocab: int | None = None  # keep at most this many training words
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
         out = []
         if self.scheme not in SCHEME_NAMES:
-            out.append(("scheme", f"expected one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}"))
+            out.append(
+                ("scheme", f"expected one of {', '.join(SCHEME_NAMES)}, got {self.scheme!r}")
+            )
         if not self.location_types:
             out.append(("location_types", "must name at least one entity type"))
         if self.min_count < 1:
@@ -60,14 +66,14 @@ class DataConfig:
 class ModelConfig:
     """The window classifier's shape."""
 
-    window: int = 5                          # words per window (odd): centre +- (window - 1) / 2
-    embedding_dim: int = 50                  # word vector size (must match data.vectors)
-    embedding_init: float | None = None      # std of random word vectors (null = 1/sqrt(embedding_dim))
-    hidden: tuple[int, ...] = (300,)         # hidden layer sizes
-    activation: str = "relu"                 # non-linearity (see ACTIVATIONS)
-    caps_dim: int = 5                        # capitalisation feature vector size (0 = off)
-    suffix_dim: int = 0                      # vector size of the word's last 3 letters (0 = off)
-    shape_dim: int = 0                       # vector size of the word shape, e.g. Xx, X.X., d-d (0 = off)
+    window: int = 5  # words per window (odd): centre +- (window - 1) / 2
+    embedding_dim: int = 50  # word vector size (must match data.vectors)
+    embedding_init: float | None = None  # std of random word vectors (null = 1/sqrt(embedding_dim))
+    hidden: tuple[int, ...] = (300,)  # hidden layer sizes
+    activation: str = "relu"  # non-linearity (see ACTIVATIONS)
+    caps_dim: int = 5  # capitalisation feature vector size (0 = off)
+    suffix_dim: int = 0  # vector size of the word's last 3 letters (0 = off)
+    shape_dim: int = 0  # vector size of the word shape, e.g. Xx, X.X., d-d (0 = off)
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
@@ -83,8 +89,13 @@ class ModelConfig:
         if self.activation not in ACTIVATIONS:
             close = difflib.get_close_matches(self.activation, ACTIVATIONS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            out.append(("activation", f"unknown activation {self.activation!r}{hint}; "
-                                      f"choose from {', '.join(ACTIVATIONS)}"))
+            out.append(
+                (
+                    "activation",
+                    f"unknown activation {self.activation!r}{hint}; "
+                    f"choose from {', '.join(ACTIVATIONS)}",
+                )
+            )
         for key in ("caps_dim", "suffix_dim", "shape_dim"):
             if getattr(self, key) < 0:
                 out.append((key, f"must be >= 0, got {getattr(self, key)}"))
@@ -95,35 +106,41 @@ class ModelConfig:
 class TrainConfig:
     """How SGD runs."""
 
-    epochs: int = 10                         # passes over the training windows
-    batch_size: int = 32                     # windows per SGD step
-    lr: float = 0.3                          # learning rate alpha
-    lr_decay: float = 0.0                    # epoch e uses lr / (1 + lr_decay * (e - 1))
-    embedding_lr_scale: float = 1.0          # word vectors learn at lr * this (0 = frozen)
-    pos_weight: float = 1.0                  # loss weight of location windows
-    unk_prob: float = 0.0                    # chance a once-seen training word is shown as <unk>
-    dropout: float = 0.0                     # chance each hidden unit is zeroed in a training step
-    aux_weight: float = 0.0                  # loss weight of a head per other entity type (0 = no heads)
-    ensemble: int = 1                        # train this many models (seeds seed, seed + 1000, ...) and average them
-    patience: int = 3                        # stop after this many epochs without a better dev F1
-    threshold: float = 0.5                   # decision threshold on P(location)
-    tune_threshold: bool = False             # pick the threshold that maximises dev F1
-    seed: int = 0                            # seeds every random choice
+    epochs: int = 10  # passes over the training windows
+    batch_size: int = 32  # windows per SGD step
+    lr: float = 0.3  # learning rate alpha
+    lr_decay: float = 0.0  # epoch e uses lr / (1 + lr_decay * (e - 1))
+    embedding_lr_scale: float = 1.0  # word vectors learn at lr * this (0 = frozen)
+    pos_weight: float = 1.0  # loss weight of location windows
+    unk_prob: float = 0.0  # chance a once-seen training word is shown as <unk>
+    dropout: float = 0.0  # chance each hidden unit is zeroed in a training step
+    aux_weight: float = 0.0  # loss weight of a head per other entity type (0 = no heads)
+    ensemble: int = 1  # train this many models (seeds seed, seed + 1000, ...) and average them
+    patience: int = 3  # stop after this many epochs without a better dev F1
+    threshold: float = 0.5  # decision threshold on P(location)
+    tune_threshold: bool = False  # pick the threshold that maximises dev F1
+    seed: int = 0  # seeds every random choice
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
         checks = [
-            ("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
             ("lr", 0 < self.lr < math.inf, "> 0 and finite"),
             ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
-            ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"), ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
+            ("pos_weight", 0 < self.pos_weight < math.inf, "> 0 and finite"),
+            ("unk_prob", 0 <= self.unk_prob < 1, "in [0, 1)"),
             ("dropout", _dropout_ok(self.dropout), DROPOUT_RULE),
             ("aux_weight", 0 <= self.aux_weight < math.inf, ">= 0 and finite"),
             ("ensemble", 1 <= self.ensemble <= 20, "in 1..20"),
-            ("patience", self.patience >= 1, ">= 1"), ("seed", self.seed >= 0, ">= 0"), ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
+            ("patience", self.patience >= 1, ">= 1"),
+            ("seed", self.seed >= 0, ">= 0"),
+            ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
-        return [(key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok]
+        return [
+            (key, f"must be {rule}, got {getattr(self, key)}") for key, ok, rule in checks if not ok
+        ]
 
 
 def _dropout_ok(rate: float) -> bool:
@@ -164,10 +181,12 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain nested dict (lists, not tuples) for YAML."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         return list(value) if isinstance(value, tuple) else value
+
     return plain(dataclasses.asdict(config))
 
 
@@ -226,14 +245,18 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
     """Instantiate dataclass `cls` from `raw`, appending 'key: message' problems."""
     if not isinstance(raw, dict):
-        problems.append(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_describe(raw)}")
+        problems.append(
+            f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_describe(raw)}"
+        )
         return cls()
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
             close = _suggest(str(key), names)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
+            hint = (
+                f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
+            )
             problems.append(f"{prefix}{key}: unknown key{hint}")
     values = {}
     for name in names:
@@ -247,7 +270,9 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
             if ok:
                 values[name] = value
             else:
-                problems.append(f"{prefix}{name}: expected {_type_name(hint)}, got {_describe(raw[name])}")
+                problems.append(
+                    f"{prefix}{name}: expected {_type_name(hint)}, got {_describe(raw[name])}"
+                )
     try:
         return cls(**values)
     except TypeError:
@@ -281,7 +306,11 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is bool:
         return (True, value) if isinstance(value, bool) else (False, None)
     if hint is int:
-        return (True, value) if isinstance(value, int) and not isinstance(value, bool) else (False, None)
+        return (
+            (True, value)
+            if isinstance(value, int) and not isinstance(value, bool)
+            else (False, None)
+        )
     if hint is float:
         return _coerce_float(value)
     if hint is str:

@@ -1,4 +1,5 @@
 """The errors nerwin raises for problems a user can cause; the CLI prints them as one line."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Location scores with conlleval semantics: exact-span entity P/R/F1 and token P/R/F1."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,8 +22,10 @@ class PRF:
 
     def __post_init__(self) -> None:
         if not 0 <= self.correct <= min(self.predicted, self.gold):
-            raise ValueError(f"inconsistent counts: correct={self.correct}, "
-                             f"predicted={self.predicted}, gold={self.gold}")
+            raise ValueError(
+                f"inconsistent counts: correct={self.correct}, "
+                f"predicted={self.predicted}, gold={self.gold}"
+            )
 
     @property
     def precision(self) -> float:
@@ -42,9 +45,14 @@ class PRF:
 
     def to_dict(self) -> dict:
         """Plain dict of the scores and counts (JSON-ready)."""
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
-                "gold": int(self.gold), "predicted": int(self.predicted),
-                "correct": int(self.correct)}
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "gold": int(self.gold),
+            "predicted": int(self.predicted),
+            "correct": int(self.correct),
+        }
 
 
 @dataclass(frozen=True)
@@ -117,11 +125,15 @@ class LocationEvaluator:
 def conlleval_report(scores: Scores, label: str = "LOC") -> str:
     """The three lines conlleval prints for one entity type (no trailing newline)."""
     e = scores.entity
-    prf = (f"precision: {100 * e.precision:6.2f}%; recall: {100 * e.recall:6.2f}%; "
-           f"FB1: {100 * e.f1:6.2f}")
-    return "\n".join([
-        f"processed {scores.n_tokens} tokens with {e.gold} phrases; "
-        f"found: {e.predicted} phrases; correct: {e.correct}.",
-        f"accuracy: {100 * scores.accuracy:6.2f}%; {prf}",
-        f"{label:>17}: {prf}  {e.predicted}",
-    ])
+    prf = (
+        f"precision: {100 * e.precision:6.2f}%; recall: {100 * e.recall:6.2f}%; "
+        f"FB1: {100 * e.f1:6.2f}"
+    )
+    return "\n".join(
+        [
+            f"processed {scores.n_tokens} tokens with {e.gold} phrases; "
+            f"found: {e.predicted} phrases; correct: {e.correct}.",
+            f"accuracy: {100 * scores.accuracy:6.2f}%; {prf}",
+            f"{label:>17}: {prf}  {e.predicted}",
+        ]
+    )

@@ -1,4 +1,5 @@
 """Text for the terminal: epoch lines, results, and a tqdm progress bar on stderr."""
+
 from __future__ import annotations
 
 import sys
@@ -16,8 +17,16 @@ class TqdmProgress:
 
     def start(self, epoch: int, total: int) -> None:
         """Open the bar for one epoch."""
-        self.bar = tqdm(total=total, desc=f"epoch {epoch}", unit="win", unit_scale=True,
-                        leave=False, file=sys.stderr, disable=None, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            desc=f"epoch {epoch}",
+            unit="win",
+            unit_scale=True,
+            leave=False,
+            file=sys.stderr,
+            disable=None,
+            dynamic_ncols=True,
+        )
 
     def advance(self, windows: int, loss: float) -> None:
         """Move the bar and show the latest loss."""
@@ -45,8 +54,10 @@ def epoch_line(report: EpochReport) -> str:
         dev = f"  dev P {100 * e.precision:5.2f} R {100 * e.recall:5.2f} F1 {100 * e.f1:5.2f}"
     mark = "  *best" if report.best else ""
     member = f"member {report.member}  " if report.member else ""
-    return (f"{member}epoch {report.epoch:>2}  loss {report.loss:.4f}{dev}  "
-            f"{report.seconds:5.1f}s  {report.windows_per_s:,.0f} win/s{mark}")
+    return (
+        f"{member}epoch {report.epoch:>2}  loss {report.loss:.4f}{dev}  "
+        f"{report.seconds:5.1f}s  {report.windows_per_s:,.0f} win/s{mark}"
+    )
 
 
 def diagnostic_warnings(report: EpochReport) -> list[str]:
@@ -63,9 +74,13 @@ def result_line(result) -> str:
     e = result.dev.entity
     if result.member_epochs:
         epochs = ", ".join(map(str, result.member_epochs))
-        return (f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): dev LOC F1 {100 * e.f1:.2f} "
-                f"(P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; "
-                f"{result.seconds:.1f}s; model saved to {where}")
-    return (f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
-            f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; {result.seconds:.1f}s; "
-            f"model saved to {where}")
+        return (
+            f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): dev LOC F1 {100 * e.f1:.2f} "
+            f"(P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; "
+            f"{result.seconds:.1f}s; model saved to {where}"
+        )
+    return (
+        f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
+        f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; {result.seconds:.1f}s; "
+        f"model saved to {where}"
+    )

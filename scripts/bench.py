@@ -28,6 +28,7 @@ train and predict run at every --threads count (with --quick the epoch only at t
 windows, vectors and memory at the first only.
 Progress goes to stderr; the report (markdown) to stdout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bench_common as bc
@@ -51,10 +52,11 @@ IMPLS = ("nerwin", "fused", "torch")
 BATCHES = (1, 32, 256)
 # Batch 1 at lr 0.3 diverges after ~11,300 windows of the epoch-1 order (nerwin and the numpy
 # reference alike, step 11,291), so batch 1 stays well inside the first 11,000 windows.
-TRAIN_WINDOWS = {"normal": {1: 8_000, 32: 64_000, 256: 131_072},
-                 "quick": {1: 1_000, 32: 8_192, 256: 16_384}}
-WARMUP_WINDOWS = {"normal": {1: 200, 32: 2_048, 256: 4_096},
-                  "quick": {1: 50, 32: 320, 256: 1_024}}
+TRAIN_WINDOWS = {
+    "normal": {1: 8_000, 32: 64_000, 256: 131_072},
+    "quick": {1: 1_000, 32: 8_192, 256: 16_384},
+}
+WARMUP_WINDOWS = {"normal": {1: 200, 32: 2_048, 256: 4_096}, "quick": {1: 50, 32: 320, 256: 1_024}}
 VECTOR_ROWS = {"normal": 400_000, "quick": 40_000}
 VECTOR_DIM = 300
 MIN_SECONDS = {"normal": 1.0, "quick": 0.2}  # per timed loop of the predict/windows workers
@@ -69,9 +71,11 @@ def make_impl(name: str, setup: bc.Setup):
         return bc.NerwinStep(setup.fresh_params(), setup.meta["n_caps"])
     if name == "fused":
         from bench_fused import FusedStep
+
         return FusedStep(setup.fresh_params())
     if name == "torch":
         from bench_torch import TorchStep
+
         return TorchStep(setup.fresh_params())
     raise ValueError(name)
 
@@ -103,14 +107,29 @@ def worker_check(spec: dict, setup: bc.Setup) -> dict:
             other = make_impl(name, setup)
             loss = other.step(words, caps, labels)
             theirs = other.arrays()
-            rows.append({"batch": batch, "impl": name, "loss_diff": abs(loss - ref_loss),
-                         "diff": {k: float(np.abs(after[k] - theirs[k]).max()) for k in bc.PARAM_NAMES},
-                         "moved": moved})
+            rows.append(
+                {
+                    "batch": batch,
+                    "impl": name,
+                    "loss_diff": abs(loss - ref_loss),
+                    "diff": {k: float(np.abs(after[k] - theirs[k]).max()) for k in bc.PARAM_NAMES},
+                    "moved": moved,
+                }
+            )
     n = min(4096, len(setup.words))
     base = make_impl("nerwin", setup).predict(setup.words[:n], setup.caps[:n])
-    predict = {name: float(np.abs(make_impl(name, setup).predict(setup.words[:n], setup.caps[:n])
-                                  - base).max()) for name in impls}
-    return {"rows": rows, "predict": predict, "predict_windows": n, "torch": torch_module is not None}
+    predict = {
+        name: float(
+            np.abs(make_impl(name, setup).predict(setup.words[:n], setup.caps[:n]) - base).max()
+        )
+        for name in impls
+    }
+    return {
+        "rows": rows,
+        "predict": predict,
+        "predict_windows": n,
+        "torch": torch_module is not None,
+    }
 
 
 def worker_train(spec: dict, setup: bc.Setup) -> dict:
@@ -128,8 +147,12 @@ def worker_epoch(spec: dict, setup: bc.Setup) -> dict:
         run = bc.training_run(Path(out), Path(setup.meta["train"]), batch=32, epochs=1)
         report = next(iter(run.epochs()))
     n = len(run.data.labels)
-    return {"seconds": report.seconds, "windows": n, "windows_per_s": n / report.seconds,
-            "loss": float(report.loss)}
+    return {
+        "seconds": report.seconds,
+        "windows": n,
+        "windows_per_s": n / report.seconds,
+        "loss": float(report.loss),
+    }
 
 
 def worker_predict(spec: dict, setup: bc.Setup) -> dict:
@@ -141,29 +164,40 @@ def worker_predict(spec: dict, setup: bc.Setup) -> dict:
     words, caps = setup.words_in_order, setup.caps_in_order
     if spec["impl"] == "nerwin":
         from nerwin.data.vocab import Vocab
+
         vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
         tagger, data = Tagger(impl.model, vocab), WindowData(words, caps, setup.lengths)
         run = lambda: tagger.window_probabilities(data)  # noqa: E731
     else:
+
         def run():
-            return np.concatenate([impl.predict(words[i:i + SCORE_BATCH], caps[i:i + SCORE_BATCH])
-                                   for i in range(0, len(words), SCORE_BATCH)])
+            return np.concatenate(
+                [
+                    impl.predict(words[i : i + SCORE_BATCH], caps[i : i + SCORE_BATCH])
+                    for i in range(0, len(words), SCORE_BATCH)
+                ]
+            )
+
     run()  # warm-up
     times = repeat_for(spec["min_seconds"], run)
-    return {"tokens": len(words), "seconds": sum(times) / len(times),
-            "tokens_per_s": len(words) * len(times) / sum(times)}
+    return {
+        "tokens": len(words),
+        "seconds": sum(times) / len(times),
+        "tokens_per_s": len(words) * len(times) / sum(times),
+    }
 
 
 def _conll_sentences(setup: bc.Setup) -> list[list[str]]:
     from nerwin.data.conll import read_conll
+
     return [s.words for s in read_conll(setup.meta["train"]).sentences]
 
 
 def worker_text(spec: dict, setup: bc.Setup) -> dict:
     """Raw text -> tokens -> P(location) -> labels, through nerwin.tag.documents (one document a sentence)."""
     from nerwin.data.vocab import Vocab
-    from nerwin.tag.documents import tag_documents, text_documents
     from nerwin.model.tagger import Tagger
+    from nerwin.tag.documents import tag_documents, text_documents
 
     texts = [" ".join(words) for words in _conll_sentences(setup)]
     vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
@@ -173,9 +207,12 @@ def worker_text(spec: dict, setup: bc.Setup) -> dict:
     tokenize = lambda: sum(1 for _ in text_documents(texts))  # noqa: E731
     end_to_end = repeat_for(spec["min_seconds"], run)
     tokenizing = repeat_for(spec["min_seconds"], tokenize)
-    return {"documents": len(texts), "tokens": tokens,
-            "tokens_per_s": tokens * len(end_to_end) / sum(end_to_end),
-            "tokenize_tokens_per_s": tokens * len(tokenizing) / sum(tokenizing)}
+    return {
+        "documents": len(texts),
+        "tokens": tokens,
+        "tokens_per_s": tokens * len(end_to_end) / sum(end_to_end),
+        "tokenize_tokens_per_s": tokens * len(tokenizing) / sum(tokenizing),
+    }
 
 
 def worker_windows(spec: dict, setup: bc.Setup) -> dict:
@@ -185,12 +222,17 @@ def worker_windows(spec: dict, setup: bc.Setup) -> dict:
     from nerwin.data.windows import make_windows
 
     ids, lengths = setup.flat_ids, setup.lengths
-    make = repeat_for(spec["min_seconds"], lambda: make_windows(ids, lengths, 5, START_ID, END_ID), 5)
+    make = repeat_for(
+        spec["min_seconds"], lambda: make_windows(ids, lengths, 5, START_ID, END_ID), 5
+    )
     sentences = _conll_sentences(setup)
     vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
     encode = repeat_for(spec["min_seconds"], lambda: encode_sentences(sentences, vocab, 5, True), 3)
-    return {"tokens": int(len(ids)), "make_windows_s": bc.median(make),
-            "encode_sentences_s": bc.median(encode)}
+    return {
+        "tokens": len(ids),
+        "make_windows_s": bc.median(make),
+        "encode_sentences_s": bc.median(encode),
+    }
 
 
 def worker_vectors(spec: dict, setup: bc.Setup) -> dict:
@@ -208,12 +250,20 @@ def worker_vectors(spec: dict, setup: bc.Setup) -> dict:
 def worker_baseline(spec: dict, setup: bc.Setup) -> dict:
     """Nothing: the RSS of python + numpy + nerwin + the loaded setup, for scale."""
     import nerwin.api  # noqa: F401
+
     return {}
 
 
-WORKERS = {"check": worker_check, "train": worker_train, "epoch": worker_epoch,
-           "predict": worker_predict, "text": worker_text, "windows": worker_windows,
-           "vectors": worker_vectors, "baseline": worker_baseline}
+WORKERS = {
+    "check": worker_check,
+    "train": worker_train,
+    "epoch": worker_epoch,
+    "predict": worker_predict,
+    "text": worker_text,
+    "windows": worker_windows,
+    "vectors": worker_vectors,
+    "baseline": worker_baseline,
+}
 
 
 def run_worker(text: str) -> None:
@@ -251,8 +301,7 @@ def launch(cmd: list[str], threads: int, extra_env: dict | None = None) -> tuple
     with tempfile.TemporaryDirectory() as tmp:
         rss_file = Path(tmp) / "maxrss"
         full = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(rss_file), *cmd]
-        proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                              cwd=bc.ROOT, text=True)
+        proc = subprocess.run(full, capture_output=True, env=env, cwd=bc.ROOT, text=True)
         if proc.returncode != 0:
             raise Failed(f"{shlex.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
         return proc.stdout, int(rss_file.read_text()) / 1024
@@ -260,12 +309,13 @@ def launch(cmd: list[str], threads: int, extra_env: dict | None = None) -> tuple
 
 def measure(spec: dict, threads: int) -> dict:
     """One worker measurement in a fresh process; its JSON result plus the process's peak RSS."""
-    out, rss = launch([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-                      threads)
+    out, rss = launch(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)], threads
+    )
     lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     if not lines:
         raise Failed(f"worker {spec['kind']} printed no result:\n{out[-2000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     result["rss_mb"] = rss
     return result
 
@@ -293,7 +343,7 @@ def write_glove(path: Path, vocab_words: list[str], rows: int, dim: int, seed: i
     table = np.frombuffer(digits, np.uint8)
     with open(path, "wb") as f:
         for start in range(0, len(words), 8192):
-            chunk = encoded[start:start + 8192]
+            chunk = encoded[start : start + 8192]
             n = len(chunk)
             values = rng.integers(-99_999, 100_000, size=(n, dim))
             mags = np.abs(values)
@@ -303,7 +353,7 @@ def write_glove(path: Path, vocab_words: list[str], rows: int, dim: int, seed: i
             token[:, :, 2] = ord("0")
             token[:, :, 3] = ord(".")
             for i in range(5):
-                token[:, :, 8 - i] = table[(mags // 10 ** i) % 10]
+                token[:, :, 8 - i] = table[(mags // 10**i) % 10]
             line = np.zeros((n, width + dim * 9 + 1), np.uint8)
             line[:, :width] = chunk.view(np.uint8).reshape(n, width)
             line[:, width:-1] = token.reshape(n, -1)
@@ -323,19 +373,27 @@ def machine_summary() -> list[str]:
     except OSError:
         pass
     import bench_torch
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=bc.ROOT, text=True,
-                                capture_output=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=bc.ROOT,
-                               text=True, capture_output=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=bc.ROOT, text=True, capture_output=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=bc.ROOT,
+            text=True,
+            capture_output=True,
+        ).stdout.strip()
         commit = f"{commit}{' + uncommitted changes' if dirty else ''}"
     except OSError:
         commit = "unknown"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    return [f"{cpu}, {os.cpu_count()} logical CPUs; load average at start {load}",
-            f"Python {platform.python_version()}, numpy {np.__version__}, torch {bench_torch.version()}; "
-            f"nerwin {commit}" + (f"; OPENBLAS_CORETYPE={coretype}" if coretype else "")]
+    return [
+        f"{cpu}, {os.cpu_count()} logical CPUs; load average at start {load}",
+        f"Python {platform.python_version()}, numpy {np.__version__}, torch {bench_torch.version()}; "
+        f"nerwin {commit}" + (f"; OPENBLAS_CORETYPE={coretype}" if coretype else ""),
+    ]
 
 
 class Report:
@@ -345,8 +403,14 @@ class Report:
         self.rows: list[tuple[str, ...]] = []
         self.notes: list[str] = []
 
-    def add(self, label: str, threads: int | str, values: dict[str, list[float]], digits: int = 0,
-            ratios: bool = True) -> None:
+    def add(
+        self,
+        label: str,
+        threads: int | str,
+        values: dict[str, list[float]],
+        digits: int = 0,
+        ratios: bool = True,
+    ) -> None:
         """values: impl -> per-repeat list (aligned by repeat for the ratios)."""
         cells = [label, str(threads)]
         for impl in IMPLS:
@@ -361,32 +425,44 @@ class Report:
         self.rows.append(tuple(cells))
 
     def markdown(self) -> str:
-        head = ("| measurement | threads | nerwin | fused numpy | PyTorch | nerwin/fused | nerwin/torch |\n"
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        head = (
+            "| measurement | threads | nerwin | fused numpy | PyTorch | nerwin/fused | nerwin/torch |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )
         return "\n".join([head] + ["| " + " | ".join(r) + " |" for r in self.rows])
 
 
 def run_check(folder: Path, threads: int, tol: float) -> tuple[str, bool]:
     result = measure({"kind": "check", "setup": str(folder), "batches": list(BATCHES)}, threads)
-    lines = ["| batch | reference | loss | " + " | ".join(bc.PARAM_NAMES) + " |",
-             "| ---: | --- | ---: | " + " | ".join("---:" for _ in bc.PARAM_NAMES) + " |"]
+    lines = [
+        "| batch | reference | loss | " + " | ".join(bc.PARAM_NAMES) + " |",
+        "| ---: | --- | ---: | " + " | ".join("---:" for _ in bc.PARAM_NAMES) + " |",
+    ]
     ok = True
     for row in result["rows"]:
         worst = max(row["diff"].values())
         ok &= worst < tol and row["loss_diff"] < tol
-        lines.append(f"| {row['batch']} | {row['impl']} | {row['loss_diff']:.1e} | "
-                     + " | ".join(f"{row['diff'][k]:.1e}" for k in bc.PARAM_NAMES) + " |")
+        lines.append(
+            f"| {row['batch']} | {row['impl']} | {row['loss_diff']:.1e} | "
+            + " | ".join(f"{row['diff'][k]:.1e}" for k in bc.PARAM_NAMES)
+            + " |"
+        )
     for row in result["rows"]:
         if row["impl"] == "fused":
-            lines.append(f"| {row['batch']} | (size of nerwin's update) | | "
-                         + " | ".join(f"{row['moved'][k]:.1e}" for k in bc.PARAM_NAMES) + " |")
+            lines.append(
+                f"| {row['batch']} | (size of nerwin's update) | | "
+                + " | ".join(f"{row['moved'][k]:.1e}" for k in bc.PARAM_NAMES)
+                + " |"
+            )
     pred = ", ".join(f"{k} {v:.1e}" for k, v in result["predict"].items())
     ok &= all(v < tol for v in result["predict"].values())
-    text = ("Correctness: max |nerwin - reference| per parameter after one SGD step (lr 0.3) from the "
-            f"same init on the first batch of the epoch-1 order (float32; pass < {tol:g}):\n\n"
-            + "\n".join(lines)
-            + f"\n\nPrediction, max |P(nerwin) - P(reference)| over {result['predict_windows']:,} "
-              f"windows: {pred}. Result: {'PASS' if ok else 'FAIL'}.")
+    text = (
+        "Correctness: max |nerwin - reference| per parameter after one SGD step (lr 0.3) from the "
+        f"same init on the first batch of the epoch-1 order (float32; pass < {tol:g}):\n\n"
+        + "\n".join(lines)
+        + f"\n\nPrediction, max |P(nerwin) - P(reference)| over {result['predict_windows']:,} "
+        f"windows: {pred}. Result: {'PASS' if ok else 'FAIL'}."
+    )
     if not result["torch"]:
         text += f"\n\nPyTorch skipped: {__import__('bench_torch').TORCH_MISSING}"
     return text, ok
@@ -394,6 +470,7 @@ def run_check(folder: Path, threads: int, tol: float) -> tuple[str, bool]:
 
 def section_train(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
     from bench_torch import torch as torch_module
+
     impls = [i for i in IMPLS if i != "torch" or torch_module is not None]
     runs: dict = {}
     epoch_threads = args.threads[:1] if mode == "quick" else args.threads  # a whole epoch is slow
@@ -401,58 +478,110 @@ def section_train(folder: Path, args, mode: str, report: Report, raw: dict) -> N
         for threads in args.threads:
             for i, batch in enumerate(BATCHES):
                 for impl in rotated(impls, r + i):
-                    spec = {"kind": "train", "setup": str(folder), "impl": impl, "batch": batch,
-                            "windows": TRAIN_WINDOWS[mode][batch], "warmup": WARMUP_WINDOWS[mode][batch]}
+                    spec = {
+                        "kind": "train",
+                        "setup": str(folder),
+                        "impl": impl,
+                        "batch": batch,
+                        "windows": TRAIN_WINDOWS[mode][batch],
+                        "warmup": WARMUP_WINDOWS[mode][batch],
+                    }
                     res = measure(spec, threads)
-                    runs.setdefault((threads, batch), {}).setdefault(impl, []).append(res["windows_per_s"])
-                    note(f"  repeat {r + 1}/{args.repeats} threads {threads} batch {batch:>3} "
-                         f"{impl:>6}: {res['windows_per_s']:>10,.0f} windows/s")
+                    runs.setdefault((threads, batch), {}).setdefault(impl, []).append(
+                        res["windows_per_s"]
+                    )
+                    note(
+                        f"  repeat {r + 1}/{args.repeats} threads {threads} batch {batch:>3} "
+                        f"{impl:>6}: {res['windows_per_s']:>10,.0f} windows/s"
+                    )
             if threads not in epoch_threads:
                 continue
             res = measure({"kind": "epoch", "setup": str(folder)}, threads)
             runs.setdefault((threads, "epoch"), {}).setdefault("nerwin", []).append(res["seconds"])
-            note(f"  repeat {r + 1}/{args.repeats} threads {threads} nerwin epoch at batch 32: "
-                 f"{res['seconds']:.2f} s")
+            note(
+                f"  repeat {r + 1}/{args.repeats} threads {threads} nerwin epoch at batch 32: "
+                f"{res['seconds']:.2f} s"
+            )
     for threads in args.threads:
         for batch in BATCHES:
             n = TRAIN_WINDOWS[mode][batch]
-            report.add(f"training windows/s, batch {batch} ({n:,} windows)", threads,
-                       runs[(threads, batch)])
+            report.add(
+                f"training windows/s, batch {batch} ({n:,} windows)",
+                threads,
+                runs[(threads, batch)],
+            )
     for threads in epoch_threads:
-        report.add("one nerwin training epoch at batch 32, seconds (203,621 windows)", threads,
-                   runs[(threads, "epoch")], digits=2, ratios=False)
-        at_b32 = {impl: [EPOCH_WINDOWS / rate for rate in rates]
-                  for impl, rates in runs[(threads, 32)].items()}
-        report.add("… 203,621 windows at each one's batch-32 rate above, seconds (the floor for an epoch)",
-                   threads, at_b32, digits=2, ratios=False)
+        report.add(
+            "one nerwin training epoch at batch 32, seconds (203,621 windows)",
+            threads,
+            runs[(threads, "epoch")],
+            digits=2,
+            ratios=False,
+        )
+        at_b32 = {
+            impl: [EPOCH_WINDOWS / rate for rate in rates]
+            for impl, rates in runs[(threads, 32)].items()
+        }
+        report.add(
+            "… 203,621 windows at each one's batch-32 rate above, seconds (the floor for an epoch)",
+            threads,
+            at_b32,
+            digits=2,
+            ratios=False,
+        )
     raw["train"] = {f"{t}:{b}": v for (t, b), v in runs.items()}
 
 
 def section_predict(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
     from bench_torch import torch as torch_module
+
     impls = [i for i in IMPLS if i != "torch" or torch_module is not None]
     runs: dict = {}
     for r in range(args.repeats):
         for threads in args.threads:
             for impl in rotated(impls, r):
-                res = measure({"kind": "predict", "setup": str(folder), "impl": impl,
-                               "min_seconds": MIN_SECONDS[mode]}, threads)
-                runs.setdefault((threads, "model"), {}).setdefault(impl, []).append(res["tokens_per_s"])
-                note(f"  repeat {r + 1}/{args.repeats} threads {threads} predict {impl:>6}: "
-                     f"{res['tokens_per_s']:>12,.0f} tokens/s")
-            res = measure({"kind": "text", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}, threads)
-            runs.setdefault((threads, "text"), {}).setdefault("nerwin", []).append(res["tokens_per_s"])
+                res = measure(
+                    {
+                        "kind": "predict",
+                        "setup": str(folder),
+                        "impl": impl,
+                        "min_seconds": MIN_SECONDS[mode],
+                    },
+                    threads,
+                )
+                runs.setdefault((threads, "model"), {}).setdefault(impl, []).append(
+                    res["tokens_per_s"]
+                )
+                note(
+                    f"  repeat {r + 1}/{args.repeats} threads {threads} predict {impl:>6}: "
+                    f"{res['tokens_per_s']:>12,.0f} tokens/s"
+                )
+            res = measure(
+                {"kind": "text", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}, threads
+            )
+            runs.setdefault((threads, "text"), {}).setdefault("nerwin", []).append(
+                res["tokens_per_s"]
+            )
             runs.setdefault((threads, "tokenize"), {}).setdefault("nerwin", []).append(
-                res["tokenize_tokens_per_s"])
-            note(f"  repeat {r + 1}/{args.repeats} threads {threads} raw text: "
-                 f"{res['tokens_per_s']:,.0f} tokens/s end to end, "
-                 f"{res['tokenize_tokens_per_s']:,.0f} tokenizing")
+                res["tokenize_tokens_per_s"]
+            )
+            note(
+                f"  repeat {r + 1}/{args.repeats} threads {threads} raw text: "
+                f"{res['tokens_per_s']:,.0f} tokens/s end to end, "
+                f"{res['tokenize_tokens_per_s']:,.0f} tokenizing"
+            )
     for threads in args.threads:
-        report.add("prediction tokens/s, pre-encoded windows (model only)", threads,
-                   runs[(threads, "model")])
+        report.add(
+            "prediction tokens/s, pre-encoded windows (model only)",
+            threads,
+            runs[(threads, "model")],
+        )
     for threads in args.threads:
-        report.add("prediction tokens/s, raw text end to end (tokenize + encode + model)", threads,
-                   runs[(threads, "text")])
+        report.add(
+            "prediction tokens/s, raw text end to end (tokenize + encode + model)",
+            threads,
+            runs[(threads, "text")],
+        )
         report.add("… of which tokenization alone, tokens/s", threads, runs[(threads, "tokenize")])
     raw["predict"] = {f"{t}:{k}": v for (t, k), v in runs.items()}
 
@@ -461,15 +590,29 @@ def section_windows(folder: Path, args, mode: str, report: Report, raw: dict) ->
     threads = args.threads[0]
     make, encode = [], []
     for r in range(args.repeats):
-        res = measure({"kind": "windows", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}, threads)
+        res = measure(
+            {"kind": "windows", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}, threads
+        )
         make.append(res["make_windows_s"] * 1000)
         encode.append(res["encode_sentences_s"] * 1000)
-        note(f"  repeat {r + 1}/{args.repeats} make_windows {make[-1]:.1f} ms, "
-             f"encode_sentences {encode[-1]:.1f} ms")
-    report.add(f"make_windows, whole train corpus ({res['tokens']:,} tokens), ms", threads,
-               {"nerwin": make}, digits=1, ratios=False)
-    report.add("encode_sentences (vocab + caps + windows), whole train corpus, ms", threads,
-               {"nerwin": encode}, digits=1, ratios=False)
+        note(
+            f"  repeat {r + 1}/{args.repeats} make_windows {make[-1]:.1f} ms, "
+            f"encode_sentences {encode[-1]:.1f} ms"
+        )
+    report.add(
+        f"make_windows, whole train corpus ({res['tokens']:,} tokens), ms",
+        threads,
+        {"nerwin": make},
+        digits=1,
+        ratios=False,
+    )
+    report.add(
+        "encode_sentences (vocab + caps + windows), whole train corpus, ms",
+        threads,
+        {"nerwin": encode},
+        digits=1,
+        ratios=False,
+    )
     raw["windows"] = {"make_windows_ms": make, "encode_sentences_ms": encode}
 
 
@@ -480,6 +623,7 @@ def section_vectors(folder: Path, args, mode: str, report: Report, raw: dict) ->
     with tempfile.TemporaryDirectory(prefix="nerwin-bench-vectors-") as tmp:
         path = Path(tmp) / f"synthetic.{rows}x{VECTOR_DIM}.txt"
         from nerwin.data.vocab import Vocab
+
         words = Vocab.load(folder / "vocab.txt", lowercase=True, digits=True).words
         started = time.perf_counter()
         write_glove(path, words, rows, VECTOR_DIM)
@@ -496,19 +640,44 @@ def section_vectors(folder: Path, args, mode: str, report: Report, raw: dict) ->
             first_rss.append(a["rss_mb"])
             cached.append(b["seconds"])
             cached_rss.append(b["rss_mb"])
-            note(f"  repeat {r + 1}/{repeats} vectors: first {a['seconds']:.2f} s "
-                 f"({a['rss_mb']:.0f} MB peak), cached {b['seconds']:.3f} s ({b['rss_mb']:.0f} MB peak); "
-                 f"{a['found']:,} of {a['words']:,} words found")
-    what = f"synthetic GloVe {rows:,} x {VECTOR_DIM} ({size / 1e9:.2f} GB), {len(words):,} vocab words"
-    report.add(f"vector loading, first load (parse + cache write), s: {what}", threads,
-               {"nerwin": first}, digits=2, ratios=False)
-    report.add("… peak RSS of that loading process, MB", threads, {"nerwin": first_rss}, ratios=False)
-    report.add("vector loading, cached load, s", threads, {"nerwin": cached}, digits=3, ratios=False)
-    report.add("… peak RSS of that loading process, MB", threads, {"nerwin": cached_rss}, ratios=False)
-    report.add("… for scale: python + numpy + nerwin + benchmark setup loaded, peak RSS MB", threads,
-               {"nerwin": [base]}, ratios=False)
-    raw["vectors"] = {"first_s": first, "cached_s": cached, "first_rss_mb": first_rss,
-                      "cached_rss_mb": cached_rss, "baseline_rss_mb": base, "file_bytes": size}
+            note(
+                f"  repeat {r + 1}/{repeats} vectors: first {a['seconds']:.2f} s "
+                f"({a['rss_mb']:.0f} MB peak), cached {b['seconds']:.3f} s ({b['rss_mb']:.0f} MB peak); "
+                f"{a['found']:,} of {a['words']:,} words found"
+            )
+    what = (
+        f"synthetic GloVe {rows:,} x {VECTOR_DIM} ({size / 1e9:.2f} GB), {len(words):,} vocab words"
+    )
+    report.add(
+        f"vector loading, first load (parse + cache write), s: {what}",
+        threads,
+        {"nerwin": first},
+        digits=2,
+        ratios=False,
+    )
+    report.add(
+        "… peak RSS of that loading process, MB", threads, {"nerwin": first_rss}, ratios=False
+    )
+    report.add(
+        "vector loading, cached load, s", threads, {"nerwin": cached}, digits=3, ratios=False
+    )
+    report.add(
+        "… peak RSS of that loading process, MB", threads, {"nerwin": cached_rss}, ratios=False
+    )
+    report.add(
+        "… for scale: python + numpy + nerwin + benchmark setup loaded, peak RSS MB",
+        threads,
+        {"nerwin": [base]},
+        ratios=False,
+    )
+    raw["vectors"] = {
+        "first_s": first,
+        "cached_s": cached,
+        "first_rss_mb": first_rss,
+        "cached_rss_mb": cached_rss,
+        "baseline_rss_mb": base,
+        "file_bytes": size,
+    }
 
 
 def section_memory(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
@@ -520,37 +689,83 @@ def section_memory(folder: Path, args, mode: str, report: Report, raw: dict) -> 
     repeats = args.repeats
     for r in range(repeats):
         with tempfile.TemporaryDirectory(prefix="nerwin-bench-train-") as tmp:
-            cmd = [sys.executable, "-m", "nerwin", "train", "--config", "configs/conll2003.yaml",
-                   "--set", f"data.vectors={os.path.relpath(bc.VECTORS_50D, bc.ROOT)}",
-                   "--set", "model.embedding_dim=50", "--set", "train.epochs=1",
-                   "--out", str(Path(tmp) / "run")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "nerwin",
+                "train",
+                "--config",
+                "configs/conll2003.yaml",
+                "--set",
+                f"data.vectors={os.path.relpath(bc.VECTORS_50D, bc.ROOT)}",
+                "--set",
+                "model.embedding_dim=50",
+                "--set",
+                "train.epochs=1",
+                "--out",
+                str(Path(tmp) / "run"),
+            ]
             started = time.perf_counter()
             _, peak = launch(cmd, threads, {"NERWIN_CACHE": str(Path(tmp) / "cache")})
             secs.append(time.perf_counter() - started)
             rss.append(peak)
-        note(f"  repeat {r + 1}/{repeats} nerwin train (1 epoch, 50-d vectors): peak {peak:.0f} MB, "
-             f"{secs[-1]:.1f} s wall")
-    shown = shlex.join(["nerwin"] + cmd[3:12])
-    report.add(f"peak RSS of a CoNLL-2003 training run, MB (`{shown}`, fresh vector cache)",
-               threads, {"nerwin": rss}, ratios=False)
-    report.add("… wall seconds of that run (start-up, data, vectors, 1 epoch, dev eval, save)", threads,
-               {"nerwin": secs}, digits=1, ratios=False)
+        note(
+            f"  repeat {r + 1}/{repeats} nerwin train (1 epoch, 50-d vectors): peak {peak:.0f} MB, "
+            f"{secs[-1]:.1f} s wall"
+        )
+    shown = shlex.join(["nerwin", *cmd[3:12]])
+    report.add(
+        f"peak RSS of a CoNLL-2003 training run, MB (`{shown}`, fresh vector cache)",
+        threads,
+        {"nerwin": rss},
+        ratios=False,
+    )
+    report.add(
+        "… wall seconds of that run (start-up, data, vectors, 1 epoch, dev eval, save)",
+        threads,
+        {"nerwin": secs},
+        digits=1,
+        ratios=False,
+    )
     raw["memory"] = {"rss_mb": rss, "seconds": secs}
 
 
-SECTION_RUNNERS = {"train": section_train, "predict": section_predict, "windows": section_windows,
-                   "vectors": section_vectors, "memory": section_memory}
+SECTION_RUNNERS = {
+    "train": section_train,
+    "predict": section_predict,
+    "windows": section_windows,
+    "vectors": section_vectors,
+    "memory": section_memory,
+}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="few steps, 1 repeat, small vector file: a smoke run")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), metavar="SECTION",
-                        help=f"sections to run: {', '.join(SECTIONS)} (default: all)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default 5; --quick 1)")
-    parser.add_argument("--tol", type=float, default=1e-5, help="correctness tolerance (default 1e-5)")
-    parser.add_argument("--json", type=Path, default=None, help="also write every raw measurement here")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="few steps, 1 repeat, small vector file: a smoke run"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        metavar="SECTION",
+        help=f"sections to run: {', '.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="repeats per measurement (default 5; --quick 1)"
+    )
+    parser.add_argument(
+        "--tol", type=float, default=1e-5, help="correctness tolerance (default 1e-5)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write every raw measurement here"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -575,7 +790,9 @@ def main() -> int:
         check_text, ok = run_check(folder, args.threads[0], args.tol)
         if not ok:
             print(check_text)
-            print("\nstopping: the implementations disagree, so their timings would not be comparable")
+            print(
+                "\nstopping: the implementations disagree, so their timings would not be comparable"
+            )
             return 1
         try:
             for section in SECTIONS:
@@ -585,15 +802,17 @@ def main() -> int:
         except Failed as err:
             print(f"error: a measurement failed: {err}", file=sys.stderr)
             return 1
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"## nerwin benchmarks ({stamp})\n")
     print(f"Command: `{command}`  ")
     for line in machine_summary():
         print(line + "  ")
-    print(f"Model: CoNLL-2003 train vocabulary, d=50, window 5, H=300 ReLU, caps_dim=5, float32, "
-          f"SGD lr 0.3. Medians of {args.repeats} repeat(s), each measurement a fresh process; ratios "
-          "are nerwin's throughput / the reference's (median of per-repeat ratios; < 1 = nerwin "
-          f"slower). Took {time.perf_counter() - started:.0f} s.\n")
+    print(
+        f"Model: CoNLL-2003 train vocabulary, d=50, window 5, H=300 ReLU, caps_dim=5, float32, "
+        f"SGD lr 0.3. Medians of {args.repeats} repeat(s), each measurement a fresh process; ratios "
+        "are nerwin's throughput / the reference's (median of per-repeat ratios; < 1 = nerwin "
+        f"slower). Took {time.perf_counter() - started:.0f} s.\n"
+    )
     print(report.markdown())
     for line in report.notes:
         print(f"\n{line}")

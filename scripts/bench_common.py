@@ -9,6 +9,7 @@ reference and PyTorch all start from the same parameters and see the same batche
 Import this module before numpy when you care about threads: it sets OMP/OPENBLAS/MKL_NUM_THREADS
 to 1 unless they are already set (bench.py sets them explicitly for every measurement).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,19 +17,19 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import json  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from nerwin.training.heap import keep_freed_memory  # noqa: E402
+from nerwin.training.heap import keep_freed_memory
 
 keep_freed_memory()  # as the nerwin command does; every implementation runs with it
 
@@ -46,17 +47,31 @@ def missing_data_message() -> str | None:
     """Why the benchmarks cannot run here, or None when CoNLL-2003 train is present."""
     if CONLL_TRAIN.is_file():
         return None
-    return (f"skipped: CoNLL-2003 train not found at {CONLL_TRAIN} (../shared/data is absent on "
-            "this machine); the benchmarks need it")
+    return (
+        f"skipped: CoNLL-2003 train not found at {CONLL_TRAIN} (../shared/data is absent on "
+        "this machine); the benchmarks need it"
+    )
 
 
 def config_overrides(train: Path = CONLL_TRAIN, batch: int = 32, epochs: int = 1) -> list[str]:
     """nerwin config overrides of the benchmark model (the defaults are d=50, w=5, H=300, relu, caps 5)."""
-    return [f"data.train={train}", "data.dev=null", "data.vectors=null",
-            "model.window=5", "model.embedding_dim=50", "model.hidden=[300]",
-            "model.activation=relu", "model.caps_dim=5",
-            f"train.lr={LR}", f"train.batch_size={batch}", f"train.epochs={epochs}", "train.unk_prob=0.0",
-            "train.pos_weight=1.0", "train.embedding_lr_scale=1.0", f"train.seed={SEED}"]
+    return [
+        f"data.train={train}",
+        "data.dev=null",
+        "data.vectors=null",
+        "model.window=5",
+        "model.embedding_dim=50",
+        "model.hidden=[300]",
+        "model.activation=relu",
+        "model.caps_dim=5",
+        f"train.lr={LR}",
+        f"train.batch_size={batch}",
+        f"train.epochs={epochs}",
+        "train.unk_prob=0.0",
+        "train.pos_weight=1.0",
+        "train.embedding_lr_scale=1.0",
+        f"train.seed={SEED}",
+    ]
 
 
 def training_run(out_dir: Path, train: Path = CONLL_TRAIN, batch: int = 32, epochs: int = 1):
@@ -64,7 +79,9 @@ def training_run(out_dir: Path, train: Path = CONLL_TRAIN, batch: int = 32, epoc
     from nerwin.api import TrainingRun
     from nerwin.config import load_config
 
-    return TrainingRun(load_config(None, config_overrides(train, batch, epochs)), out_dir, force=True)
+    return TrainingRun(
+        load_config(None, config_overrides(train, batch, epochs)), out_dir, force=True
+    )
 
 
 def prepare(folder: Path, train: Path = CONLL_TRAIN) -> Path:
@@ -79,17 +96,28 @@ def prepare(folder: Path, train: Path = CONLL_TRAIN) -> Path:
         assert tuple(sorted(model.params)) == tuple(sorted(PARAM_NAMES)), sorted(model.params)
         run.tagger.vocab.save(folder / "vocab.txt")
         corpus_words = [w for s in run.train_corpus.sentences for w in s.words]
-        np.savez(folder / "setup.npz", **arrays,
-                 words=data.windows.words[order], caps=data.windows.caps[order],
-                 labels=data.labels[order],
-                 words_in_order=data.windows.words, caps_in_order=data.windows.caps,
-                 lengths=data.windows.lengths,
-                 flat_ids=run.tagger.vocab.encode(corpus_words),
-                 meta=np.array(json.dumps({"vocab_size": len(run.tagger.vocab),
-                                           "n_windows": int(len(data.labels)),
-                                           "n_sentences": int(len(data.windows.lengths)),
-                                           "n_caps": model.shape.n_caps,
-                                           "train": str(train)})))
+        np.savez(
+            folder / "setup.npz",
+            **arrays,
+            words=data.windows.words[order],
+            caps=data.windows.caps[order],
+            labels=data.labels[order],
+            words_in_order=data.windows.words,
+            caps_in_order=data.windows.caps,
+            lengths=data.windows.lengths,
+            flat_ids=run.tagger.vocab.encode(corpus_words),
+            meta=np.array(
+                json.dumps(
+                    {
+                        "vocab_size": len(run.tagger.vocab),
+                        "n_windows": len(data.labels),
+                        "n_sentences": len(data.windows.lengths),
+                        "n_caps": model.shape.n_caps,
+                        "train": str(train),
+                    }
+                )
+            ),
+        )
     return folder
 
 
@@ -98,9 +126,9 @@ class Setup:
     """The prepared benchmark inputs."""
 
     params: dict[str, np.ndarray]
-    words: np.ndarray       # (n, 5) int32, epoch-1 order
-    caps: np.ndarray        # (n, 5) int32, epoch-1 order
-    labels: np.ndarray      # (n,) float32, epoch-1 order
+    words: np.ndarray  # (n, 5) int32, epoch-1 order
+    caps: np.ndarray  # (n, 5) int32, epoch-1 order
+    labels: np.ndarray  # (n,) float32, epoch-1 order
     words_in_order: np.ndarray
     caps_in_order: np.ndarray
     lengths: np.ndarray
@@ -117,9 +145,18 @@ def load_setup(folder: Path) -> Setup:
     """Read what prepare() wrote."""
     with np.load(Path(folder) / "setup.npz", allow_pickle=False) as z:
         params = {k: np.ascontiguousarray(z[f"param_{k}"]) for k in PARAM_NAMES}
-        return Setup(params, z["words"], z["caps"], z["labels"], z["words_in_order"],
-                     z["caps_in_order"], z["lengths"], z["flat_ids"], json.loads(str(z["meta"])),
-                     Path(folder))
+        return Setup(
+            params,
+            z["words"],
+            z["caps"],
+            z["labels"],
+            z["words_in_order"],
+            z["caps_in_order"],
+            z["lengths"],
+            z["flat_ids"],
+            json.loads(str(z["meta"])),
+            Path(folder),
+        )
 
 
 # --- nerwin, through its own classes (never a copy of them) ------------------------------------
@@ -140,8 +177,10 @@ class NerwinStep:
         hidden = params["W"].shape[1]
         window = params["W"].shape[0] // (dim + caps_dim)
         shape = ModelShape(vocab_size, dim, window, (hidden,), "relu", caps_dim, n_caps, "float32")
-        tensors = {k: Tensor(np.ascontiguousarray(v, dtype=np.float32), requires_grad=True, name=k)
-                   for k, v in params.items()}
+        tensors = {
+            k: Tensor(np.ascontiguousarray(v, dtype=np.float32), requires_grad=True, name=k)
+            for k, v in params.items()
+        }
         self.model = WindowClassifier(shape, tensors)
         self.optimizer = SGD(self.model.params, lr, {"E": 1.0})
 
@@ -165,8 +204,13 @@ class NerwinStep:
 # --- timing --------------------------------------------------------------------------------------
 
 
-def time_training(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], setup: Setup,
-                  batch: int, n_windows: int, warmup_windows: int) -> dict:
+def time_training(
+    step: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
+    setup: Setup,
+    batch: int,
+    n_windows: int,
+    warmup_windows: int,
+) -> dict:
     """Untimed warm-up on the first warmup_windows, then time SGD steps over the next n_windows."""
     words, caps, labels = setup.words, setup.caps, setup.labels
     total = len(labels)
@@ -184,8 +228,12 @@ def time_training(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], s
     seconds = time.perf_counter() - started
     if not np.isfinite(losses):
         raise RuntimeError("training diverged during the benchmark")
-    return {"windows": n_windows, "seconds": seconds, "windows_per_s": n_windows / seconds,
-            "steps": -(-n_windows // batch)}
+    return {
+        "windows": n_windows,
+        "seconds": seconds,
+        "windows_per_s": n_windows / seconds,
+        "steps": -(-n_windows // batch),
+    }
 
 
 def threads_env(threads: int) -> dict[str, str]:

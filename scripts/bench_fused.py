@@ -19,6 +19,7 @@ scales W's), and W's update reuses one buffer (einsum outer product at batch 1, 
 usage: python scripts/bench_fused.py [--batch 1 32 256] [--windows N] [--sparse flat]
 (bench.py runs this module's FusedStep in its own subprocesses; this entry point is for a quick look.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,12 @@ def _bincount(table: np.ndarray, ids: np.ndarray, rows: np.ndarray, lr: np.float
     table[unique] -= (summed * lr).astype(table.dtype)
 
 
-SPARSE_VARIANTS = {"flat": _subtract_flat, "rows": _subtract_rows, "unique": _unique_sum,
-                   "bincount": _bincount}
+SPARSE_VARIANTS = {
+    "flat": _subtract_flat,
+    "rows": _subtract_rows,
+    "unique": _unique_sum,
+    "bincount": _bincount,
+}
 
 
 class FusedStep:
@@ -69,13 +74,13 @@ class FusedStep:
     def __init__(self, params: dict[str, np.ndarray], lr: float = bc.LR, sparse: str = "flat"):
         p = {k: np.ascontiguousarray(v, dtype=np.float32).copy() for k, v in params.items()}
         self.E, self.F, self.W, self.b, self.u, self.c = (p[k] for k in bc.PARAM_NAMES)
-        self.u0 = self.u[:, 0]                        # (H,) view of u (H, 1)
+        self.u0 = self.u[:, 0]  # (H,) view of u (H, 1)
         self.d, self.k = self.E.shape[1], self.F.shape[1]
         self.window = self.W.shape[0] // (self.d + self.k)
-        self.word_width = self.window * self.d        # x = [word vectors | caps vectors]
+        self.word_width = self.window * self.d  # x = [word vectors | caps vectors]
         self.lr, self.neg_lr = np.float32(lr), np.float32(-lr)
         self.sparse_update = SPARSE_VARIANTS[sparse]
-        self.w_step = np.empty_like(self.W)           # -lr * dJ/dW, reused every step
+        self.w_step = np.empty_like(self.W)  # -lr * dJ/dW, reused every step
 
     def forward(self, words: np.ndarray, caps: np.ndarray) -> tuple[np.ndarray, ...]:
         """x, z (pre-activation), h, s for a batch of windows."""
@@ -97,13 +102,13 @@ class FusedStep:
         loss = float(np.mean(np.logaddexp(np.float32(0), s) - labels * s))
         ds = _sigmoid(s)
         ds -= labels
-        ds *= np.float32(1.0 / n)                     # dJ/ds (n,)
-        gu = h.T @ ds                                 # dJ/du (H,)
-        dz = np.multiply.outer(ds, self.u0)           # dJ/dh (n, H)
-        dz *= z > 0                                   # dJ/dz
-        dx = dz @ self.W.T                            # dJ/dx (n, 275), before W changes
-        dz *= self.neg_lr                             # -lr dJ/dz: the update of b, and of W below
-        if n == 1:                                    # BLAS is slow for a 1-row x^T dz: outer product
+        ds *= np.float32(1.0 / n)  # dJ/ds (n,)
+        gu = h.T @ ds  # dJ/du (H,)
+        dz = np.multiply.outer(ds, self.u0)  # dJ/dh (n, H)
+        dz *= z > 0  # dJ/dz
+        dx = dz @ self.W.T  # dJ/dx (n, 275), before W changes
+        dz *= self.neg_lr  # -lr dJ/dz: the update of b, and of W below
+        if n == 1:  # BLAS is slow for a 1-row x^T dz: outer product
             np.einsum("i,j->ij", x[0], dz[0], out=self.w_step)
         else:
             np.matmul(x.T, dz, out=self.w_step)
@@ -132,7 +137,9 @@ def _sigmoid(s: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--windows", type=int, default=None, help="timed windows per batch size")
     parser.add_argument("--sparse", choices=sorted(SPARSE_VARIANTS), default="flat")
@@ -140,9 +147,16 @@ def main() -> None:
     setup = bc.standalone_setup()
     print(f"fused numpy, {bc.current_threads()} thread(s), sparse update '{args.sparse}'")
     for batch in args.batch:
-        n = args.windows or (8_000 if batch == 1 else 64_000)  # batch 1 at lr 0.3 diverges near 11,300
-        r = bc.time_training(FusedStep(setup.fresh_params(), sparse=args.sparse).step, setup, batch,
-                             n, warmup_windows=min(20 * batch, 2_000))
+        n = args.windows or (
+            8_000 if batch == 1 else 64_000
+        )  # batch 1 at lr 0.3 diverges near 11,300
+        r = bc.time_training(
+            FusedStep(setup.fresh_params(), sparse=args.sparse).step,
+            setup,
+            batch,
+            n,
+            warmup_windows=min(20 * batch, 2_000),
+        )
         print(f"batch {batch:>4}: {r['windows_per_s']:>10,.0f} windows/s  ({n:,} windows)")
 
 

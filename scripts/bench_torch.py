@@ -11,6 +11,7 @@ OMP_NUM_THREADS (bench_common sets it to 1 unless already set); torch.set_num_th
 
 usage: python scripts/bench_torch.py [--batch 1 32 256] [--windows N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ def require_torch() -> None:
 
 
 if torch is not None:
+
     class WindowNet(nn.Module):
         """x = [E[w] | F[c]] -> Linear -> ReLU -> Linear -> logit."""
 
@@ -69,7 +71,9 @@ class TorchStep:
         require_torch()
         torch.set_num_threads(bc.current_threads())
         torch.manual_seed(0)
-        self.net = WindowNet({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()})
+        self.net = WindowNet(
+            {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
+        )
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=lr)
 
     def step(self, words: np.ndarray, caps: np.ndarray, labels: np.ndarray) -> float:
@@ -91,9 +95,14 @@ class TorchStep:
         """Current parameters in nerwin's names and layout."""
         net = self.net
         with torch.no_grad():
-            return {"E": net.words.weight.numpy().copy(), "F": net.caps.weight.numpy().copy(),
-                    "W": net.hidden.weight.numpy().T.copy(), "b": net.hidden.bias.numpy().copy(),
-                    "u": net.out.weight.numpy().T.copy(), "c": net.out.bias.numpy().copy()}
+            return {
+                "E": net.words.weight.numpy().copy(),
+                "F": net.caps.weight.numpy().copy(),
+                "W": net.hidden.weight.numpy().T.copy(),
+                "b": net.hidden.bias.numpy().copy(),
+                "u": net.out.weight.numpy().T.copy(),
+                "c": net.out.bias.numpy().copy(),
+            }
 
 
 def version() -> str:
@@ -102,7 +111,9 @@ def version() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--windows", type=int, default=None, help="timed windows per batch size")
     args = parser.parse_args()
@@ -111,8 +122,13 @@ def main() -> None:
     print(f"PyTorch {torch.__version__} eager, {bc.current_threads()} thread(s)")
     for batch in args.batch:
         n = args.windows or (8_000 if batch == 1 else 64_000)
-        r = bc.time_training(TorchStep(setup.fresh_params()).step, setup, batch, n,
-                             warmup_windows=min(20 * batch, 2_000))
+        r = bc.time_training(
+            TorchStep(setup.fresh_params()).step,
+            setup,
+            batch,
+            n,
+            warmup_windows=min(20 * batch, 2_000),
+        )
         print(f"batch {batch:>4}: {r['windows_per_s']:>10,.0f} windows/s  ({n:,} windows)")
 
 

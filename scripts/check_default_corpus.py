@@ -6,6 +6,7 @@
 Markup is one sentence per line with entities in brackets: ``Rain hit [LOC New York] on Monday .``
 The text is tokenized with nerwin.data.tokenize, so the token column always matches the tokenizer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nerwin.data.tokenize import tokenize  # noqa: E402
+from nerwin.data.tokenize import tokenize
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "default"
 TYPES = ("LOC", "PER", "ORG", "MISC")

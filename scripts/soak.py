@@ -10,9 +10,11 @@ an epoch line lands in RUN/metrics.jsonl, then prints the peak, the memory at th
 and whether memory grew from epoch to epoch (a leak: each epoch should reuse the same arrays).
 --quick is --repeat 2 --epochs 2 unless those are given. Not a test; not collected by pytest.
 """
+
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -65,7 +67,7 @@ def epoch_lines(metrics: Path, seen: int) -> list[dict]:
 def watch(proc: subprocess.Popen, metrics: Path, interval: float) -> tuple[list, list, int]:
     """Sample RSS every `interval` s and at each epoch end; return (samples, epochs, VmHWM kB)."""
     started = time.monotonic()
-    samples: list[tuple[float, int]] = []   # (seconds, rss kB)
+    samples: list[tuple[float, int]] = []  # (seconds, rss kB)
     epochs: list[tuple[dict, float, int]] = []  # (metrics record, seconds, rss kB)
     hwm, next_sample = 0, 0.0
     while proc.poll() is None:
@@ -81,9 +83,12 @@ def watch(proc: subprocess.Popen, metrics: Path, interval: float) -> tuple[list,
                     next_sample = now + interval
                 for record in new:
                     epochs.append((record, now, rss))
-                    print(f"  t={now:7.1f}s  rss {rss / 1024:8.1f} MB  <- end of epoch {record['epoch']} "
-                          f"(loss {record['loss']:.4f}, {record['seconds']:.1f}s, "
-                          f"{record['windows_per_s']:,.0f} win/s)", flush=True)
+                    print(
+                        f"  t={now:7.1f}s  rss {rss / 1024:8.1f} MB  <- end of epoch {record['epoch']} "
+                        f"(loss {record['loss']:.4f}, {record['seconds']:.1f}s, "
+                        f"{record['windows_per_s']:,.0f} win/s)",
+                        flush=True,
+                    )
         time.sleep(0.1)
     for record in epoch_lines(metrics, len(epochs)):  # logged in the last moments: no RSS reading
         epochs.append((record, time.monotonic() - started, -1))
@@ -97,22 +102,30 @@ def growth_verdict(epoch_rss_kb: list[int]) -> str:
         return "memory growth across epochs: unknown (fewer than two epoch ends sampled)"
     first, last = values[0], values[-1]
     delta_mb = (last - first) / 1024
-    steps = [b - a for a, b in zip(values, values[1:])]
+    steps = [b - a for a, b in itertools.pairwise(values)]
     tolerance_kb = max(20 * 1024, 0.05 * first)  # allocator noise: 20 MB or 5 %
     grew = last - first > tolerance_kb or (len(steps) >= 2 and all(s > 0.01 * first for s in steps))
-    return (f"memory growth across epochs: {'YES' if grew else 'no'} "
-            f"({delta_mb:+.1f} MB from the end of epoch 1 to the end of epoch {len(values)}; "
-            f"per epoch {', '.join(f'{s / 1024:+.1f}' for s in steps)} MB; "
-            f"tolerance {tolerance_kb / 1024:.0f} MB)")
+    return (
+        f"memory growth across epochs: {'YES' if grew else 'no'} "
+        f"({delta_mb:+.1f} MB from the end of epoch 1 to the end of epoch {len(values)}; "
+        f"per epoch {', '.join(f'{s / 1024:+.1f}' for s in steps)} MB; "
+        f"tolerance {tolerance_kb / 1024:.0f} MB)"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=None, help="copies of train.txt (default 10)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between RSS samples")
-    parser.add_argument("--quick", action="store_true", help="--repeat 2 --epochs 2 (a check that it works)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary corpus and run directory")
+    parser.add_argument(
+        "--quick", action="store_true", help="--repeat 2 --epochs 2 (a check that it works)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary corpus and run directory"
+    )
     parser.add_argument("--set", action="append", default=[], help="extra nerwin config override")
     args = parser.parse_args()
     repeat = args.repeat if args.repeat is not None else (2 if args.quick else 10)
@@ -128,17 +141,35 @@ def main() -> int:
     corpus, out = work / "train.txt", work / "run"
     try:
         lines = build_corpus(source, repeat, corpus)
-        print(f"soak: {source} x{repeat} -> {corpus} ({lines:,} lines, "
-              f"{corpus.stat().st_size / MB:.0f} MB)", flush=True)
-        command = [sys.executable, "-m", "nerwin", "train", "--set", f"data.train={corpus}",
-                   "--set", f"data.dev={dev}", "--set", f"train.epochs={epochs}",
-                   "--set", f"train.patience={epochs}", *[a for s in args.set for a in ("--set", s)],
-                   "--out", str(out)]
+        print(
+            f"soak: {source} x{repeat} -> {corpus} ({lines:,} lines, "
+            f"{corpus.stat().st_size / MB:.0f} MB)",
+            flush=True,
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "nerwin",
+            "train",
+            "--set",
+            f"data.train={corpus}",
+            "--set",
+            f"data.dev={dev}",
+            "--set",
+            f"train.epochs={epochs}",
+            "--set",
+            f"train.patience={epochs}",
+            *[a for s in args.set for a in ("--set", s)],
+            "--out",
+            str(out),
+        ]
         log = open(work / "train.log", "w+", encoding="utf-8")
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
-        print(f"soak: python {' '.join(command[1:])}\nsoak: pid {proc.pid}; VmRSS every {args.interval:g} s",
-              flush=True)
+        print(
+            f"soak: python {' '.join(command[1:])}\nsoak: pid {proc.pid}; VmRSS every {args.interval:g} s",
+            flush=True,
+        )
         try:
             samples, ends, hwm = watch(proc, out / "metrics.jsonl", args.interval)
         except KeyboardInterrupt:
@@ -153,22 +184,28 @@ def main() -> int:
         log.close()
 
         print(f"\nexit code {code} after {elapsed:.1f}s")
-        notes = [line for line in train_log.splitlines() if line.startswith(("train:", "vocabulary:"))]
+        notes = [
+            line for line in train_log.splitlines() if line.startswith(("train:", "vocabulary:"))
+        ]
         for line in notes:
             print(f"  {line}")
         if code != 0:
             print("training failed; its last lines:\n" + "\n".join(train_log.splitlines()[-5:]))
         peak_sample = max((kb for _, kb in samples), default=0)
-        print(f"peak RSS: {max(maxrss_kb, hwm) / 1024:.1f} MB (kernel high-water mark); "
-              f"highest sample {peak_sample / 1024:.1f} MB over {len(samples)} samples")
+        print(
+            f"peak RSS: {max(maxrss_kb, hwm) / 1024:.1f} MB (kernel high-water mark); "
+            f"highest sample {peak_sample / 1024:.1f} MB over {len(samples)} samples"
+        )
         first_end = ends[0][1] if ends else float("inf")
         before = [kb for at, kb in samples if at < first_end]
         if before:
             print(f"RSS during epoch 1 (data loaded, training): {before[-1] / 1024:.1f} MB")
         for record, at, kb in ends:
             rss = f"{kb / 1024:.1f} MB" if kb > 0 else "not sampled (process ending)"
-            print(f"RSS at the end of epoch {record['epoch']}: {rss} (t={at:.1f}s, epoch took "
-                  f"{record['seconds']:.1f}s)")
+            print(
+                f"RSS at the end of epoch {record['epoch']}: {rss} (t={at:.1f}s, epoch took "
+                f"{record['seconds']:.1f}s)"
+            )
         print(growth_verdict([kb for _, _, kb in ends]))
         return 0 if code == 0 else 1
     finally:

@@ -3,6 +3,7 @@
 Each test module declares a session-scoped fixture that calls `trained_run`; the run is cached
 here, so the model is trained once per pytest session however many modules use it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

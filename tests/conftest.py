@@ -1,4 +1,5 @@
 """Shared fixtures: a seeded rng, fixture paths and the optional shared corpora."""
+
 from __future__ import annotations
 
 import os
@@ -6,10 +7,10 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # as the nerwin command does; must precede the numpy import
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

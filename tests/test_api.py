@@ -1,4 +1,5 @@
 """Library entry points: api.train, api.evaluate, TrainingRun."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import DEV, TRAIN, TrainedRun, assert_ok, invoke
+
 from nerwin import api
 from nerwin.config import load_config
 from nerwin.data.conll import read_conll
@@ -96,7 +97,10 @@ def test_api_training_run_refuses_a_used_directory(tmp_path: Path) -> None:
 def test_api_train_same_seed_same_weights(run: TrainedRun, tmp_path: Path) -> None:
     again = api.train(load_config(None, ["train.epochs=3"]), tmp_path / "again")
     assert again.dev == run.result.dev
-    with np.load(run.model / "weights.npz") as a, np.load(again.out_dir / "model" / "weights.npz") as b:
+    with (
+        np.load(run.model / "weights.npz") as a,
+        np.load(again.out_dir / "model" / "weights.npz") as b,
+    ):
         assert a.files == b.files
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
@@ -111,14 +115,23 @@ def test_api_train_aux_heads_for_the_other_types(tmp_path: Path) -> None:
     assert result.dev.entity.f1 > 0.3
     report = api.gradcheck(model_dir=tmp_path / "run" / "model")
     trained = [results for title, results in report.sections if title.startswith("trained model")]
-    assert report.ok and any("U_aux" in r.name for r in trained[0])  # the saved heads, not the demo's
+    assert report.ok and any(
+        "U_aux" in r.name for r in trained[0]
+    )  # the saved heads, not the demo's
 
 
 def test_api_train_aux_weight_without_other_types_warns(tmp_path: Path) -> None:
     only_loc = tmp_path / "loc.txt"
     only_loc.write_text("In O\nParis B-LOC\n\nNear O\nOslo B-LOC\n", encoding="utf-8")
-    config = load_config(None, [f"data.train={only_loc}", f"data.dev={only_loc}", "train.epochs=1",
-                                "train.aux_weight=0.5"])
+    config = load_config(
+        None,
+        [
+            f"data.train={only_loc}",
+            f"data.dev={only_loc}",
+            "train.epochs=1",
+            "train.aux_weight=0.5",
+        ],
+    )
     run = api.TrainingRun(config, tmp_path / "run")
     assert run.tagger.model.shape.aux_types == ()
     assert any("train.aux_weight has nothing to learn from" in note for note in run.notes)

@@ -1,4 +1,5 @@
 """The command line: help, version, train/evaluate/predict/gradcheck runs and one-line user errors."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import DEV, ROOT, TrainedRun, assert_ok, assert_user_error, invoke
+
 from nerwin import __version__, api
 from nerwin.config import load_config
 from nerwin.engine.opcases import OP_CASES
@@ -30,11 +31,15 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 # --- help and version ------------------------------------------------------------------------
+
 
 def test_cli_help_lists_commands() -> None:
     result = invoke(["--help"])
@@ -49,12 +54,15 @@ def test_cli_no_arguments_shows_help() -> None:
     assert all(c in result.stdout + result.stderr for c in COMMANDS)
 
 
-@pytest.mark.parametrize("command, options", [
-    ("train", ["--config", "--set", "--out", "--force", "--seed"]),
-    ("evaluate", ["--model", "--data", "--json", "--threshold"]),
-    ("predict", ["--model", "--input", "--format", "--probs", "--threshold", "--pretokenized"]),
-    ("gradcheck", ["--config", "--set", "--model", "--eps", "--tol"]),
-])
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ("train", ["--config", "--set", "--out", "--force", "--seed"]),
+        ("evaluate", ["--model", "--data", "--json", "--threshold"]),
+        ("predict", ["--model", "--input", "--format", "--probs", "--threshold", "--pretokenized"]),
+        ("gradcheck", ["--config", "--set", "--model", "--eps", "--tol"]),
+    ],
+)
 def test_cli_command_help(command: str, options: list[str]) -> None:
     result = invoke([command, "--help"])
     assert_ok(result)
@@ -67,17 +75,24 @@ def test_cli_version() -> None:
     assert_ok(result)
     assert result.stdout.strip() == f"nerwin {__version__}"
     from importlib.metadata import version
+
     assert version("nerwin") == __version__
 
 
 def test_cli_python_m_nerwin_version(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "nerwin", "--version"], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nerwin", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"nerwin {__version__}"
 
 
 # --- train ------------------------------------------------------------------------------------
+
 
 def test_cli_train_writes_the_run_directory(cli_run) -> None:
     out, result = cli_run
@@ -87,8 +102,10 @@ def test_cli_train_writes_the_run_directory(cli_run) -> None:
             assert (out / sub / name).is_file(), f"{sub}/{name}"
     assert (out / "config.yaml").is_file()
     assert load_config(out / "config.yaml") == load_config(None, ["train.epochs=2"])
-    records = [json.loads(line) for line in
-               (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [
+        json.loads(line)
+        for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [r["epoch"] for r in records] == [1, 2]
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
     assert len(epoch_lines) == 2
@@ -108,8 +125,9 @@ def test_cli_train_refuses_existing_run_without_force(cli_run) -> None:
 def test_cli_train_force_overwrites(cli_run, tmp_path: Path) -> None:
     out = tmp_path / "copy"
     shutil.copytree(cli_run[0], out)
-    result = invoke(["train", "--set", "train.epochs=1", "--set", "train.seed=5", "--out", out,
-                     "--force"])
+    result = invoke(
+        ["train", "--set", "train.epochs=1", "--set", "train.seed=5", "--out", out, "--force"]
+    )
     assert_ok(result)
     lines = (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1]  # the old log was not appended to
@@ -134,6 +152,7 @@ def test_cli_train_same_seed_same_weights(tmp_path: Path) -> None:
 
 # --- evaluate ---------------------------------------------------------------------------------
 
+
 def test_cli_evaluate_prints_conlleval_lines(run: TrainedRun) -> None:
     result = invoke(["evaluate", "--model", run.model, "--data", "data/default/dev.txt"])
     assert_ok(result)
@@ -141,13 +160,21 @@ def test_cli_evaluate_prints_conlleval_lines(run: TrainedRun) -> None:
     assert result.stdout == conlleval_report(scores) + "\n"
     lines = result.stdout.splitlines()
     assert len(lines) == 3
-    assert re.fullmatch(rf"processed {scores.n_tokens} tokens with {scores.entity.gold} phrases; "
-                        rf"found: {scores.entity.predicted} phrases; correct: {scores.entity.correct}\.",
-                        lines[0])
-    assert re.fullmatch(r"accuracy: +\d+\.\d\d%; precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; "
-                        r"FB1: +\d+\.\d\d", lines[1])
-    assert re.fullmatch(rf" +LOC: precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; FB1: +\d+\.\d\d  "
-                        rf"{scores.entity.predicted}", lines[2])
+    assert re.fullmatch(
+        rf"processed {scores.n_tokens} tokens with {scores.entity.gold} phrases; "
+        rf"found: {scores.entity.predicted} phrases; correct: {scores.entity.correct}\.",
+        lines[0],
+    )
+    assert re.fullmatch(
+        r"accuracy: +\d+\.\d\d%; precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; "
+        r"FB1: +\d+\.\d\d",
+        lines[1],
+    )
+    assert re.fullmatch(
+        rf" +LOC: precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; FB1: +\d+\.\d\d  "
+        rf"{scores.entity.predicted}",
+        lines[2],
+    )
     assert f"{100 * scores.entity.f1:6.2f}" in lines[2]
 
 
@@ -164,6 +191,7 @@ def test_cli_evaluate_json_equals_api(run: TrainedRun, threshold: float | None) 
 
 
 # --- gradcheck --------------------------------------------------------------------------------
+
 
 def _gradient_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if re.search(r"max_rel=", line)]
@@ -193,6 +221,7 @@ def test_cli_gradcheck_trained_model(run: TrainedRun) -> None:
 
 # --- user errors: exit 1, one `error:` line, no traceback ---------------------------------------
 
+
 def test_cli_error_unknown_config_key(tmp_path: Path) -> None:
     result = invoke(["train", "--set", "train.learning_rate=0.1", "--out", tmp_path / "r"])
     assert_user_error(result, "train.learning_rate", "train.lr")
@@ -204,8 +233,9 @@ def test_cli_error_wrong_type(tmp_path: Path) -> None:
 
 
 def test_cli_error_every_config_problem_on_one_line(tmp_path: Path) -> None:
-    result = invoke(["train", "--set", "train.epochs=many", "--set", "model.hiden=[3]",
-                     "--out", tmp_path / "r"])
+    result = invoke(
+        ["train", "--set", "train.epochs=many", "--set", "model.hiden=[3]", "--out", tmp_path / "r"]
+    )
     assert_user_error(result, "train.epochs", "model.hiden", "model.hidden")
 
 
@@ -236,9 +266,11 @@ def test_cli_error_out_is_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["evaluate", "predict", "gradcheck"])
 def test_cli_error_missing_model_dir(tmp_path: Path, command: str) -> None:
     missing = tmp_path / "no-model"
-    args = {"evaluate": ["evaluate", "--model", missing, "--data", DEV],
-            "predict": ["predict", "--model", missing, "Paris"],
-            "gradcheck": ["gradcheck", "--model", missing]}[command]
+    args = {
+        "evaluate": ["evaluate", "--model", missing, "--data", DEV],
+        "predict": ["predict", "--model", missing, "Paris"],
+        "gradcheck": ["gradcheck", "--model", missing],
+    }[command]
     assert_user_error(invoke(args), str(missing))
 
 
@@ -266,8 +298,11 @@ def test_cli_error_corrupt_weights(run: TrainedRun, tmp_path: Path, how: str, co
     model = tmp_path / "model"
     shutil.copytree(run.model, model)
     _corrupt(model / "weights.npz", how)
-    args = (["evaluate", "--model", model, "--data", DEV] if command == "evaluate"
-            else ["predict", "--model", model, "Paris"])
+    args = (
+        ["evaluate", "--model", model, "--data", DEV]
+        if command == "evaluate"
+        else ["predict", "--model", model, "Paris"]
+    )
     assert_user_error(invoke(args), "weights.npz")
 
 
@@ -276,23 +311,42 @@ def test_cli_error_predict_missing_input(run: TrainedRun, tmp_path: Path) -> Non
     assert_user_error(invoke(["predict", "--model", run.model, "--input", missing]), str(missing))
 
 
-def test_cli_error_predict_invalid_utf8_names_file_and_line(run: TrainedRun, tmp_path: Path) -> None:
+def test_cli_error_predict_invalid_utf8_names_file_and_line(
+    run: TrainedRun, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"Paris is nice.\nbad \xff byte\n")
     assert_user_error(invoke(["predict", "--model", run.model, "--input", bad]), f"{bad}:2")
-    assert_user_error(invoke(["predict", "--model", run.model, "--pretokenized", "--input", bad]),
-                      f"{bad}:2")
+    assert_user_error(
+        invoke(["predict", "--model", run.model, "--pretokenized", "--input", bad]), f"{bad}:2"
+    )
 
 
 def test_cli_error_gradcheck_bad_config_key() -> None:
-    assert_user_error(invoke(["gradcheck", "--set", "model.actvation=tanh"]), "model.actvation",
-                      "model.activation")
+    assert_user_error(
+        invoke(["gradcheck", "--set", "model.actvation=tanh"]),
+        "model.actvation",
+        "model.activation",
+    )
 
 
 def test_cli_error_user_error_in_a_real_process(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "nerwin", "train", "--set", "train.lr=fast",
-                           "--out", str(tmp_path / "r")], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nerwin",
+            "train",
+            "--set",
+            "train.lr=fast",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
@@ -321,12 +375,16 @@ def test_cli_predict_smoke(run: TrainedRun) -> None:
     assert result.stderr == ""
 
 
-def test_cli_relative_data_path_found_from_another_directory(run: TrainedRun, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_relative_data_path_found_from_another_directory(
+    run: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke(["evaluate", "--model", run.model, "--data", "data/default/dev.txt", "--json"])
     assert_ok(result)
-    assert json.loads(result.stdout) == api.evaluate(run.model, ROOT / "data/default/dev.txt").to_dict()
+    assert (
+        json.loads(result.stdout)
+        == api.evaluate(run.model, ROOT / "data/default/dev.txt").to_dict()
+    )
 
 
 def test_cli_predict_pretokenized_with_text_is_usage_error(run: TrainedRun) -> None:

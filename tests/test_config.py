@@ -1,4 +1,5 @@
 """Config: defaults, YAML then --set precedence, strict typed validation, round trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -80,11 +81,14 @@ def test_config_bool_not_accepted_for_number() -> None:
     assert "train.epochs: expected int, got bool True" in message
 
 
-@pytest.mark.parametrize(("key", "suggestion"), [
-    ("train.epoch", "train.epochs"),
-    ("model.activaton", "model.activation"),
-    ("train.learning_rat", None),
-])
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("train.epoch", "train.epochs"),
+        ("model.activaton", "model.activation"),
+        ("train.learning_rat", None),
+    ],
+)
 def test_config_unknown_key_suggests_nearest(key: str, suggestion: str | None) -> None:
     message = _error(overrides=(f"{key}=1",))
     assert f"{key}: unknown key" in message
@@ -115,37 +119,53 @@ def test_config_error_is_nerwin_error() -> None:
 def test_config_several_problems_reported_at_once(tmp_path: Path) -> None:
     path = _write(tmp_path, "train:\n  lr: abc\n  epoch: 3\nmodel:\n  window: 4\n")
     message = _error(path, ("model.activaton=relu", "train.threshold=2"))
-    for part in ("train.lr: expected float, got str 'abc'",
-                 "train.epoch: unknown key (did you mean train.epochs?)",
-                 "model.window: must be a positive odd number, got 4",
-                 "model.activaton: unknown key (did you mean model.activation?)",
-                 "train.threshold: must be in (0, 1)"):
+    for part in (
+        "train.lr: expected float, got str 'abc'",
+        "train.epoch: unknown key (did you mean train.epochs?)",
+        "model.window: must be a positive odd number, got 4",
+        "model.activaton: unknown key (did you mean model.activation?)",
+        "train.threshold: must be in (0, 1)",
+    ):
         assert part in message, part
     assert str(path) in message
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("train.lr=-0.1", "train.lr: must be > 0"),
-    ("train.lr=0", "train.lr: must be > 0"),
-    ("model.window=4", "model.window: must be a positive odd number"),
-    ("model.window=0", "model.window: must be a positive odd number"),
-    ("model.hidden=[]", "model.hidden: must be one or more sizes >= 1"),
-    ("model.hidden=[100, 0]", "model.hidden: must be one or more sizes >= 1"),
-    ("model.activation=reluu", "model.activation: unknown activation 'reluu' (did you mean relu?)"),
-    ("train.threshold=0", "train.threshold: must be in (0, 1)"),
-    ("train.threshold=1", "train.threshold: must be in (0, 1)"),
-    ("train.threshold=1.5", "train.threshold: must be in (0, 1)"),
-    ("train.threshold=-0.2", "train.threshold: must be in (0, 1)"),
-    ("train.epochs=0", "train.epochs: must be >= 1"),
-    ("train.unk_prob=1", "train.unk_prob: must be in [0, 1)"),
-    ("data.min_count=0", "data.min_count: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.lr=-0.1", "train.lr: must be > 0"),
+        ("train.lr=0", "train.lr: must be > 0"),
+        ("model.window=4", "model.window: must be a positive odd number"),
+        ("model.window=0", "model.window: must be a positive odd number"),
+        ("model.hidden=[]", "model.hidden: must be one or more sizes >= 1"),
+        ("model.hidden=[100, 0]", "model.hidden: must be one or more sizes >= 1"),
+        (
+            "model.activation=reluu",
+            "model.activation: unknown activation 'reluu' (did you mean relu?)",
+        ),
+        ("train.threshold=0", "train.threshold: must be in (0, 1)"),
+        ("train.threshold=1", "train.threshold: must be in (0, 1)"),
+        ("train.threshold=1.5", "train.threshold: must be in (0, 1)"),
+        ("train.threshold=-0.2", "train.threshold: must be in (0, 1)"),
+        ("train.epochs=0", "train.epochs: must be >= 1"),
+        ("train.unk_prob=1", "train.unk_prob: must be in [0, 1)"),
+        ("data.min_count=0", "data.min_count: must be >= 1"),
+    ],
+)
 def test_config_range_checks(override: str, expected: str) -> None:
     assert expected in _error(overrides=(override,))
 
 
-@pytest.mark.parametrize("override", ["train.lr=inf", "train.lr=.inf", "train.lr=nan",
-                                      "train.pos_weight=inf", "train.lr_decay=.inf"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.lr=inf",
+        "train.lr=.inf",
+        "train.lr=nan",
+        "train.pos_weight=inf",
+        "train.lr_decay=.inf",
+    ],
+)
 def test_config_non_finite_numbers_rejected(override: str) -> None:
     key = override.split("=")[0]
     assert f"{key}: " in _error(overrides=(override,))
@@ -232,11 +252,20 @@ def test_config_to_dict_is_plain_yaml() -> None:
 
 
 def test_config_save_round_trip(tmp_path: Path) -> None:
-    original = load_config(None, [
-        "train.lr=1e-5", "model.hidden=[100, 50]", "data.location_types=[LOC, GPE]",
-        "data.vectors=vec/glove.6B.50d.txt", "data.max_vocab=20000", "model.activation=prelu",
-        "train.tune_threshold=true", "data.train=null.txt", "train.threshold=0.35",
-    ])
+    original = load_config(
+        None,
+        [
+            "train.lr=1e-5",
+            "model.hidden=[100, 50]",
+            "data.location_types=[LOC, GPE]",
+            "data.vectors=vec/glove.6B.50d.txt",
+            "data.max_vocab=20000",
+            "model.activation=prelu",
+            "train.tune_threshold=true",
+            "data.train=null.txt",
+            "train.threshold=0.35",
+        ],
+    )
     path = tmp_path / "config.yaml"
     save_config(original, path)
     assert load_config(path) == original
@@ -258,7 +287,9 @@ def _keys(tree: dict) -> set[str]:
 def test_config_default_yaml_spells_out_every_key_and_default() -> None:
     raw = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
     defaults = config_to_dict(Config())
-    assert _keys(raw) == _keys(defaults)  # load_config alone would fill a missing key with its default
+    assert _keys(raw) == _keys(
+        defaults
+    )  # load_config alone would fill a missing key with its default
     for section, values in defaults.items():
         for key, value in values.items():
             assert raw[section][key] == value, f"{section}.{key}"

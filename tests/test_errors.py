@@ -7,6 +7,7 @@ file) is snapshotted before and compared byte for byte after, so a case fails if
 changes or any new file or folder appears (a half-written `model/`, a `.model.*` staging folder,
 an empty run directory).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import DEV, TRAIN, TrainedRun, invoke
 
 FAST = ("--set", "train.epochs=1")
@@ -27,7 +27,9 @@ SENTINEL = b"results of an earlier run; must survive any failed command\n"
 
 
 @pytest.fixture(autouse=True)
-def _vector_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _vector_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep the vector cache out of $HOME and out of the snapshotted tmp_path."""
     monkeypatch.setenv("NERWIN_CACHE", str(tmp_path_factory.mktemp("cache")))
 
@@ -95,6 +97,7 @@ def case(id: str, code: int = 1) -> Callable[[Make], Make]:
     def register(make: Make) -> Make:
         CASES.append(Case(id, make, code))
         return make
+
     return register
 
 
@@ -106,6 +109,7 @@ GLOVE4 = vec("london", 0.1, 0.2, 0.3, 0.4) + vec("paris", 0.5, 0.6, 0.7, 0.8)
 
 
 # --- corpora -----------------------------------------------------------------------------------
+
 
 @case("corpus-missing-file")
 def _(c: Ctx):
@@ -219,6 +223,7 @@ def _(c: Ctx):
 
 # --- vectors -----------------------------------------------------------------------------------
 
+
 @case("vectors-dimension-changes-mid-file")
 def _(c: Ctx):
     path = c.file("v.txt", GLOVE4 + vec("rome", 0.1, 0.2, 0.3, 0.4, 0.5))
@@ -259,7 +264,9 @@ def _(c: Ctx):
 @case("vectors-word2vec-text-dimension-differs-from-header")
 def _(c: Ctx):
     # header says 4 values, the first vector has 3: a text file with a bad line, not binary
-    path = c.file("v.txt", "2 4\n" + vec("london", 0.1, 0.2, 0.3) + vec("paris", 0.5, 0.6, 0.7, 0.8))
+    path = c.file(
+        "v.txt", "2 4\n" + vec("london", 0.1, 0.2, 0.3) + vec("paris", 0.5, 0.6, 0.7, 0.8)
+    )
     return c.vectors(path), [f"{path}:2", "4 values"]
 
 
@@ -283,6 +290,7 @@ def _(c: Ctx):
 
 # --- config ------------------------------------------------------------------------------------
 
+
 @case("config-unknown-key-suggests-nearest")
 def _(c: Ctx):
     return c.train("--set", "train.epoch=3"), ["train.epoch", "did you mean train.epochs?"]
@@ -291,7 +299,10 @@ def _(c: Ctx):
 @case("config-unknown-key-learning-rate-suggests-lr")
 def _(c: Ctx):
     # STYLE.md 7 gives exactly this example: "train.learning_rate: unknown key (did you mean train.lr?)"
-    return c.train("--set", "train.learning_rate=0.1"), ["train.learning_rate", "did you mean train.lr?"]
+    return c.train("--set", "train.learning_rate=0.1"), [
+        "train.learning_rate",
+        "did you mean train.lr?",
+    ]
 
 
 @case("config-wrong-type")
@@ -316,7 +327,11 @@ def _(c: Ctx):
 
 @case("config-unknown-activation")
 def _(c: Ctx):
-    return c.train("--set", "model.activation=rellu"), ["model.activation", "rellu", "did you mean relu?"]
+    return c.train("--set", "model.activation=rellu"), [
+        "model.activation",
+        "rellu",
+        "did you mean relu?",
+    ]
 
 
 @case("config-negative-seed")
@@ -326,7 +341,9 @@ def _(c: Ctx):
 
 @case("config-yaml-syntax-error-with-line")
 def _(c: Ctx):
-    path = c.file("bad.yaml", "train:\n  lr: 0.1\n\tepochs: 3\nmodel:\n  window: 5\n")  # tab, line 3
+    path = c.file(
+        "bad.yaml", "train:\n  lr: 0.1\n\tepochs: 3\nmodel:\n  window: 5\n"
+    )  # tab, line 3
     return c.train("--config", str(path)), [f"{path}:3", "YAML"]
 
 
@@ -361,14 +378,17 @@ def _(c: Ctx):
 
 # --- models (predict and evaluate) -------------------------------------------------------------
 
+
 def _model_case(name: str, corrupt: Callable[[Path], list[str]]) -> None:
     """Register `predict --model` and `evaluate --model` for one corruption of a model dir."""
     for command in ("predict", "evaluate"):
+
         def make(c: Ctx, command=command):
             model = c.model
             needles = corrupt(model)
             tail = ["Paris is nice."] if command == "predict" else ["--data", str(DEV)]
             return [command, "--model", str(model), *tail], needles
+
         case(f"model-{name}-{command}")(make)
 
 
@@ -437,6 +457,7 @@ def _(c: Ctx):
 
 # --- output directories ------------------------------------------------------------------------
 
+
 @case("out-is-a-file")
 def _(c: Ctx):
     path = c.file("results.txt", SENTINEL)
@@ -472,6 +493,7 @@ def _(c: Ctx):
 
 # --- command-line usage (exit 2) ---------------------------------------------------------------
 
+
 @case("usage-resume-with-set", code=2)
 def _(c: Ctx):
     return ["train", "--resume", str(c.out), "--set", "train.lr=0.1"], ["--resume"]
@@ -489,7 +511,9 @@ def _(c: Ctx):
 
 @case("usage-threshold-out-of-range", code=2)
 def _(c: Ctx):
-    return ["evaluate", "--model", str(c.model), "--data", str(DEV), "--threshold", "2"], ["--threshold"]
+    return ["evaluate", "--model", str(c.model), "--data", str(DEV), "--threshold", "2"], [
+        "--threshold"
+    ]
 
 
 @case("usage-predict-without-model", code=2)
@@ -499,17 +523,22 @@ def _(c: Ctx):
 
 # --- the matrix --------------------------------------------------------------------------------
 
+
 def snapshot(root: Path) -> dict[str, bytes | None]:
     """Every path under root: file bytes, or None for a folder."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def check_untouched(before: dict, after: dict) -> None:
     added = sorted(set(after) - set(before))
     removed = sorted(set(before) - set(after))
     changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
-    assert (added, removed, changed) == ([], [], []), f"added {added}, removed {removed}, changed {changed}"
+    assert (added, removed, changed) == ([], [], []), (
+        f"added {added}, removed {removed}, changed {changed}"
+    )
 
 
 def test_errors_matrix_is_large_enough() -> None:
@@ -550,6 +579,7 @@ def test_errors_bad_input_creates_no_run_directory(tmp_path: Path) -> None:
 
 
 # --- inputs that must work: success, or a warning line --------------------------------------------
+
 
 def _train_ok(tmp_path: Path, *extra: str):
     out = tmp_path / "run"

@@ -1,4 +1,5 @@
 """Tests for nerwin.metrics: hand-computed location scores, seqeval agreement, conlleval report."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,15 @@ def _counts(prf: PRF) -> tuple[int, int, int]:
 IOB2 = _corpus("B-LOC I-LOC O B-PER B-LOC", "O B-LOC")  # gold LOC: [0,2) [4,5) [6,7)
 
 
-@pytest.mark.parametrize("predicted,entity,token", [
-    ("11001 01", (3, 3, 3), (4, 4, 4)),
-    ("11100 11", (0, 2, 3), (3, 5, 4)),
-    ("00001 10", (1, 2, 3), (1, 2, 4)),  # a run never crosses a sentence boundary
-    ("10000 00", (0, 1, 3), (1, 1, 4)),
-])
+@pytest.mark.parametrize(
+    "predicted,entity,token",
+    [
+        ("11001 01", (3, 3, 3), (4, 4, 4)),
+        ("11100 11", (0, 2, 3), (3, 5, 4)),
+        ("00001 10", (1, 2, 3), (1, 2, 4)),  # a run never crosses a sentence boundary
+        ("10000 00", (0, 1, 3), (1, 1, 4)),
+    ],
+)
 def test_metrics_iob2_hand_computed(predicted, entity, token):
     scores = _score(IOB2, predicted)
     assert _counts(scores.entity) == entity
@@ -102,8 +106,14 @@ def test_metrics_rejects_bad_predictions():
 
 def test_metrics_prf_bounds_and_dict():
     prf = PRF(2, 4, 5)
-    assert prf.to_dict() == {"precision": 0.5, "recall": 0.4, "f1": pytest.approx(4 / 9),
-                             "gold": 5, "predicted": 4, "correct": 2}
+    assert prf.to_dict() == {
+        "precision": 0.5,
+        "recall": 0.4,
+        "f1": pytest.approx(4 / 9),
+        "gold": 5,
+        "predicted": 4,
+        "correct": 2,
+    }
     with pytest.raises(ValueError, match="inconsistent"):
         PRF(3, 2, 5)
     scores = Scores(prf, PRF(1, 1, 1), 10, 2)
@@ -115,14 +125,17 @@ def test_metrics_conlleval_report_format():
     assert conlleval_report(scores) == (
         "processed 51362 tokens with 1837 phrases; found: 1801 phrases; correct: 1650.\n"
         "accuracy:  98.90%; precision:  91.62%; recall:  89.82%; FB1:  90.71\n"
-        "              LOC: precision:  91.62%; recall:  89.82%; FB1:  90.71  1801")
+        "              LOC: precision:  91.62%; recall:  89.82%; FB1:  90.71  1801"
+    )
 
 
 def _random_corpus(rng: np.random.Generator) -> Corpus:
     """A few sentences of random (often ill-formed) IOB2 tags over LOC, GPE and PER."""
     vocab = ["O", "O", "O", "B-LOC", "I-LOC", "B-GPE", "I-GPE", "B-PER", "I-PER"]
-    lines = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 12))))
-             for _ in range(int(rng.integers(1, 6)))]
+    lines = [
+        " ".join(rng.choice(vocab, size=int(rng.integers(1, 12))))
+        for _ in range(int(rng.integers(1, 6)))
+    ]
     return _corpus(*lines)
 
 
@@ -133,7 +146,7 @@ def _seqeval_inputs(corpus: Corpus, predicted: np.ndarray, types) -> tuple[list,
         n = len(sentence)
         spans = [s for s in tags_to_spans(sentence.tags, corpus.scheme) if s[2] in types]
         gold.append(spans_to_iob2([s[:2] for s in spans], n))
-        runs = np.flatnonzero(np.diff(np.concatenate(([0], predicted[offset:offset + n], [0]))))
+        runs = np.flatnonzero(np.diff(np.concatenate(([0], predicted[offset : offset + n], [0]))))
         pred.append(spans_to_iob2(runs.reshape(-1, 2), n))
         offset += n
     return gold, pred

@@ -1,7 +1,9 @@
 """Properties: the readers of user input (CoNLL lines, raw text, config overrides) give a result or
 nerwin's own error on any input, never another exception; tokenizer offsets always slice back."""
+
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -17,16 +19,43 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 
 # --- CoNLL ---------------------------------------------------------------------------------------
 
-TAGS = ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC", "L-LOC", "U-LOC", "B-PER", "I-ORG", "S-MISC",
-        "B-", "X-LOC", "LOC", "B_LOC", "I", "-", "o", "B-LOC-X"]
+TAGS = [
+    "O",
+    "B-LOC",
+    "I-LOC",
+    "E-LOC",
+    "S-LOC",
+    "L-LOC",
+    "U-LOC",
+    "B-PER",
+    "I-ORG",
+    "S-MISC",
+    "B-",
+    "X-LOC",
+    "LOC",
+    "B_LOC",
+    "I",
+    "-",
+    "o",
+    "B-LOC-X",
+]
 WORDS = ["Paris", "-DOCSTART-", "-X-", "NNP", "I-NP", "é", "\ufeff", "\x00", "\u2028", "\x85"]
 SEPARATORS = [" ", "\t", "  ", " \r", "\r", "\u3000", "\x0b"]
 
-field = st.one_of(st.sampled_from(TAGS), st.sampled_from(WORDS),
-                  st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6))
+field = st.one_of(
+    st.sampled_from(TAGS),
+    st.sampled_from(WORDS),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6),
+)
 conll_line = st.one_of(
-    st.builds(lambda fields, sep: sep.join(fields), st.lists(field, max_size=4), st.sampled_from(SEPARATORS)),
-    st.just(""), st.just("-DOCSTART- -X- O O"), st.text(max_size=20),
+    st.builds(
+        lambda fields, sep: sep.join(fields),
+        st.lists(field, max_size=4),
+        st.sampled_from(SEPARATORS),
+    ),
+    st.just(""),
+    st.just("-DOCSTART- -X- O O"),
+    st.text(max_size=20),
 )
 conll_lines = st.lists(conll_line, max_size=25)
 columns = st.integers(min_value=-4, max_value=4)
@@ -48,8 +77,15 @@ def _check_sentences(sentences: list) -> None:
 @example(["a b c", "d e"], -3, 5, False)
 def test_properties_parse_conll_text_lines(lines, word_column, tag_column, require_tags) -> None:
     try:
-        sentences = list(parse_conll(lines, "src.txt", word_column=word_column, tag_column=tag_column,
-                                     require_tags=require_tags))
+        sentences = list(
+            parse_conll(
+                lines,
+                "src.txt",
+                word_column=word_column,
+                tag_column=tag_column,
+                require_tags=require_tags,
+            )
+        )
     except NerwinError as err:
         assert "src.txt" in str(err)
         return
@@ -57,8 +93,14 @@ def test_properties_parse_conll_text_lines(lines, word_column, tag_column, requi
 
 
 @SETTINGS
-@given(st.lists(st.one_of(st.binary(max_size=20), conll_line.map(lambda s: s.encode("utf-8", "surrogatepass"))),
-                max_size=20))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=20), conll_line.map(lambda s: s.encode("utf-8", "surrogatepass"))
+        ),
+        max_size=20,
+    )
+)
 @example([b"Paris B-LOC\n", b"\xff O\n"])
 @example([b"\xef\xbb\xbfParis B-LOC\r\n", b"\r\n"])
 def test_properties_parse_conll_byte_lines(lines) -> None:
@@ -76,8 +118,11 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @SETTINGS
-@given(st.lists(conll_line, max_size=25), st.sampled_from(["auto", "IOB1", "IOB2", "IOBES", "BIOES", "IO"]),
-       st.sampled_from(["\n", "\r\n"]))
+@given(
+    st.lists(conll_line, max_size=25),
+    st.sampled_from(["auto", "IOB1", "IOB2", "IOBES", "BIOES", "IO"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
 @example(["Paris I-LOC", "York B-LOC", ""], "auto", "\n")
 @example(["Paris S-LOC", "is B-LOC", "x E-LOC"], "auto", "\r\n")
 def test_properties_read_conll_file_then_labels(corpus_dir: Path, lines, scheme, newline) -> None:
@@ -96,10 +141,52 @@ def test_properties_read_conll_file_then_labels(corpus_dir: Path, lines, scheme,
 
 # --- tokenizer -----------------------------------------------------------------------------------
 
-PIECES = ["Mr.", "U.S.", "don't", "DON'T", "n't", "'s", "’", "I'm", "http://x.org/a.", "www.", "a@b.co",
-          "3,000", "1:2", "...", "…", "--", "-", "&", "é", "e\u0301", "\u0915\u093f", "\u200d", "東京", "。",
-          "St.", "J.", "(", ")", "\"", "“", "The", "paris", "\n\n", "\n \n", "\u2029", " ", "\t", "\r\n",
-          "\x00", "\ufeff", "\U0001f600", "_", "'", "n"]
+PIECES = [
+    "Mr.",
+    "U.S.",
+    "don't",
+    "DON'T",
+    "n't",
+    "'s",
+    "’",
+    "I'm",
+    "http://x.org/a.",
+    "www.",
+    "a@b.co",
+    "3,000",
+    "1:2",
+    "...",
+    "…",
+    "--",
+    "-",
+    "&",
+    "é",
+    "e\u0301",
+    "\u0915\u093f",
+    "\u200d",
+    "東京",
+    "。",
+    "St.",
+    "J.",
+    "(",
+    ")",
+    '"',
+    "“",
+    "The",
+    "paris",
+    "\n\n",
+    "\n \n",
+    "\u2029",
+    " ",
+    "\t",
+    "\r\n",
+    "\x00",
+    "\ufeff",
+    "\U0001f600",
+    "_",
+    "'",
+    "n",
+]
 tokenizer_text = st.one_of(
     st.text(max_size=60),
     st.lists(st.sampled_from(PIECES), max_size=25).map("".join),
@@ -122,9 +209,9 @@ def test_properties_tokenizer_offsets_slice_back(text: str) -> None:
     assert all(sentences), "empty sentence"
     for tok in tokens:
         assert tok.text, tok
-        assert text[tok.start:tok.end] == tok.text, tok
+        assert text[tok.start : tok.end] == tok.text, tok
         assert not any(ch.isspace() for ch in tok.text), tok
-    assert all(a.end <= b.start for a, b in zip(tokens, tokens[1:])), "tokens overlap or go back"
+    assert all(a.end <= b.start for a, b in itertools.pairwise(tokens)), "tokens overlap or go back"
     covered = {i for tok in tokens for i in range(tok.start, tok.end)}
     assert covered == {i for i, ch in enumerate(text) if not ch.isspace()}, "a character was lost"
     assert list(iter_sentences(text)) == sentences
@@ -132,21 +219,95 @@ def test_properties_tokenizer_offsets_slice_back(text: str) -> None:
 
 # --- config overrides ----------------------------------------------------------------------------
 
-KEYS = ["data.train", "data.dev", "data.vectors", "data.vectors_extend", "data.word_column",
-        "data.tag_column", "data.scheme", "data.location_types", "data.lowercase", "data.digits",
-        "data.min_count", "data.max_vocab", "model.window", "model.embedding_dim", "model.hidden",
-        "model.activation", "model.caps_dim", "train.epochs", "train.batch_size", "train.lr",
-        "train.lr_decay", "train.embedding_lr_scale", "train.pos_weight", "train.unk_prob",
-        "train.patience", "train.threshold", "train.tune_threshold", "train.seed",
-        "data", "model", "train", "train.lr.x", "learning_rate", "", ".", "model..window", " train.lr "]
-VALUES = ["0", "1", "-1", "3", "0.5", "1e-3", "1.0e400", "-.inf", ".nan", "null", "~", "true", "no",
-          "[]", "[1, 2]", "[LOC, GPE]", "{a: 1}", "{1: 2}", "[[1]]", "relu", "IOB2", "auto", "x: y",
-          "'quoted'", "\"\\x00\"", "&a [*a]", "!!binary aGk=", "!!python/object:os.system x", "[1, 2",
-          "2020-01-01", "12:30:00", "0x1F", "0o17", "+1", "1_000", "=", "a=b", "!!float abc",
-          "!!int abc", "!!bool maybe", "!!timestamp x"]
+KEYS = [
+    "data.train",
+    "data.dev",
+    "data.vectors",
+    "data.vectors_extend",
+    "data.word_column",
+    "data.tag_column",
+    "data.scheme",
+    "data.location_types",
+    "data.lowercase",
+    "data.digits",
+    "data.min_count",
+    "data.max_vocab",
+    "model.window",
+    "model.embedding_dim",
+    "model.hidden",
+    "model.activation",
+    "model.caps_dim",
+    "train.epochs",
+    "train.batch_size",
+    "train.lr",
+    "train.lr_decay",
+    "train.embedding_lr_scale",
+    "train.pos_weight",
+    "train.unk_prob",
+    "train.patience",
+    "train.threshold",
+    "train.tune_threshold",
+    "train.seed",
+    "data",
+    "model",
+    "train",
+    "train.lr.x",
+    "learning_rate",
+    "",
+    ".",
+    "model..window",
+    " train.lr ",
+]
+VALUES = [
+    "0",
+    "1",
+    "-1",
+    "3",
+    "0.5",
+    "1e-3",
+    "1.0e400",
+    "-.inf",
+    ".nan",
+    "null",
+    "~",
+    "true",
+    "no",
+    "[]",
+    "[1, 2]",
+    "[LOC, GPE]",
+    "{a: 1}",
+    "{1: 2}",
+    "[[1]]",
+    "relu",
+    "IOB2",
+    "auto",
+    "x: y",
+    "'quoted'",
+    '"\\x00"',
+    "&a [*a]",
+    "!!binary aGk=",
+    "!!python/object:os.system x",
+    "[1, 2",
+    "2020-01-01",
+    "12:30:00",
+    "0x1F",
+    "0o17",
+    "+1",
+    "1_000",
+    "=",
+    "a=b",
+    "!!float abc",
+    "!!int abc",
+    "!!bool maybe",
+    "!!timestamp x",
+]
 override = st.one_of(
     st.text(max_size=30),
-    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS), st.one_of(st.sampled_from(VALUES), st.text(max_size=12))),
+    st.builds(
+        lambda k, v: f"{k}={v}",
+        st.sampled_from(KEYS),
+        st.one_of(st.sampled_from(VALUES), st.text(max_size=12)),
+    ),
 )
 
 
@@ -166,14 +327,25 @@ def test_properties_config_overrides_give_config_or_config_error(overrides: list
     assert isinstance(config, Config)
 
 
-WELL_FORMED = [v for v in VALUES if v not in ("!!float abc", "!!int abc", "!!bool maybe", "!!timestamp x")]
+WELL_FORMED = [
+    v for v in VALUES if v not in ("!!float abc", "!!int abc", "!!bool maybe", "!!timestamp x")
+]
 
 
 @SETTINGS
-@given(st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(KEYS[:28]),
-                          st.one_of(st.sampled_from(WELL_FORMED),
-                                    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12))),
-                max_size=6))
+@given(
+    st.lists(
+        st.builds(
+            lambda k, v: f"{k}={v}",
+            st.sampled_from(KEYS[:28]),
+            st.one_of(
+                st.sampled_from(WELL_FORMED),
+                st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+            ),
+        ),
+        max_size=6,
+    )
+)
 def test_properties_config_round_trips_through_yaml(corpus_dir: Path, overrides: list[str]) -> None:
     """Any accepted config saves as config.yaml and loads back equal."""
     try:

@@ -1,7 +1,8 @@
 """The capitalisation feature of Collobert et al. (2011): one small id per word."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

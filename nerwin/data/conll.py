@@ -1,4 +1,5 @@
 """Read and write CoNLL column files: one token per line, a blank line after each sentence."""
+
 from __future__ import annotations
 
 import codecs
@@ -12,7 +13,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from nerwin.data.schemes import (
-    detect_scheme, fits_scheme, normalise_scheme, parse_tag, spans_to_binary, tags_to_spans,
+    detect_scheme,
+    fits_scheme,
+    normalise_scheme,
+    parse_tag,
+    spans_to_binary,
+    tags_to_spans,
 )
 from nerwin.errors import DataError
 
@@ -53,16 +59,30 @@ class Corpus:
         return tuple(sorted({parse_tag(tag)[1] for tag in tags} - {""}))
 
 
-def read_conll(path: str | Path, *, word_column: int = 0, tag_column: int | None = -1,
-               scheme: str = "auto", require_tags: bool = True, keep_columns: bool = True) -> Corpus:
+def read_conll(
+    path: str | Path,
+    *,
+    word_column: int = 0,
+    tag_column: int | None = -1,
+    scheme: str = "auto",
+    require_tags: bool = True,
+    keep_columns: bool = True,
+) -> Corpus:
     """Read a CoNLL file (scheme 'auto' detects it); a bad line raises DataError at path:line.
 
     keep_columns=False drops the other columns (only words and tags kept), saving memory.
     """
     text = _read_text(Path(path))
-    sentences = tuple(parse_conll(text.split("\n"), str(path), word_column=word_column,
-                                  tag_column=tag_column, require_tags=require_tags,
-                                  keep_columns=keep_columns))
+    sentences = tuple(
+        parse_conll(
+            text.split("\n"),
+            str(path),
+            word_column=word_column,
+            tag_column=tag_column,
+            require_tags=require_tags,
+            keep_columns=keep_columns,
+        )
+    )
     del text
     if not sentences:
         message = "no sentences found (the file is empty or holds only -DOCSTART- lines)"
@@ -106,8 +126,14 @@ def _numbered(lines: Iterable[str | bytes], source: str) -> Iterator[tuple[int, 
         raise DataError("is not valid UTF-8", source, number + 1) from None
 
 
-def _layout(fields: list[str], word_column: int, tag_column: int | None, require_tags: bool,
-            source: str, number: int) -> tuple[int, int, int | None]:
+def _layout(
+    fields: list[str],
+    word_column: int,
+    tag_column: int | None,
+    require_tags: bool,
+    source: str,
+    number: int,
+) -> tuple[int, int, int | None]:
     """(number of columns, word index, tag index or None) fixed by the first token line."""
     n = len(fields)
     if not -n <= word_column < n:
@@ -117,8 +143,12 @@ def _layout(fields: list[str], word_column: int, tag_column: int | None, require
     if tag_column is not None and -n <= tag_column < n and tag_column % n != word:
         tag = tag_column % n
     if tag is None and require_tags:
-        raise DataError(f"no tag column (tag_column={tag_column}, the line has {n} column(s), "
-                        f"word_column={word_column})", source, number)
+        raise DataError(
+            f"no tag column (tag_column={tag_column}, the line has {n} column(s), "
+            f"word_column={word_column})",
+            source,
+            number,
+        )
     return n, word, tag
 
 
@@ -130,17 +160,24 @@ def _check_tag(tag: str, source: str, number: int) -> None:
         raise DataError(str(err), source, number) from None
 
 
-def _sentence(rows: list[tuple[str, ...]], first: int, word: int, tag: int | None,
-              keep_columns: bool = True) -> Sentence:
+def _sentence(
+    rows: list[tuple[str, ...]], first: int, word: int, tag: int | None, keep_columns: bool = True
+) -> Sentence:
     """A Sentence from its token rows."""
     columns = list(zip(*rows))
     tags = columns[tag] if tag is not None else ()
     return Sentence(columns[word], tags, tuple(rows) if keep_columns else (), first)
 
 
-def parse_conll(lines: Iterable[str | bytes], source: str, *, word_column: int = 0,
-                tag_column: int | None = -1, require_tags: bool = True,
-                keep_columns: bool = True) -> Iterator[Sentence]:
+def parse_conll(
+    lines: Iterable[str | bytes],
+    source: str,
+    *,
+    word_column: int = 0,
+    tag_column: int | None = -1,
+    require_tags: bool = True,
+    keep_columns: bool = True,
+) -> Iterator[Sentence]:
     """Stream Sentences from CoNLL lines (str or UTF-8 bytes); errors name source:line."""
     layout: tuple[int, int, int | None] | None = None
     rows: list[tuple[str, ...]] = []
@@ -155,8 +192,11 @@ def parse_conll(lines: Iterable[str | bytes], source: str, *, word_column: int =
         if layout is None:
             layout = _layout(fields, word_column, tag_column, require_tags, source, number)
         elif len(fields) != layout[0]:
-            raise DataError(f"has {len(fields)} column(s) but the first token line has {layout[0]}",
-                            source, number)
+            raise DataError(
+                f"has {len(fields)} column(s) but the first token line has {layout[0]}",
+                source,
+                number,
+            )
         if layout[2] is not None and fields[layout[2]] not in checked:
             _check_tag(fields[layout[2]], source, number)
             checked.add(fields[layout[2]])
@@ -182,14 +222,17 @@ def _resolve_scheme(sentences: Sequence[Sentence], scheme: str, source: str) -> 
     return name
 
 
-def write_conll(sentences: Iterable[Sentence], predicted: Iterable[Sequence[str]],
-                out: TextIO) -> None:
+def write_conll(
+    sentences: Iterable[Sentence], predicted: Iterable[Sequence[str]], out: TextIO
+) -> None:
     """Write each sentence's input columns plus a predicted tag column, a blank line after each."""
     for sentence, tags in zip(sentences, predicted, strict=True):
         rows = sentence.columns or tuple((word,) for word in sentence.words)
         if len(tags) != len(rows):
-            raise ValueError(f"{len(tags)} predicted tags for a sentence of {len(rows)} tokens "
-                             f"(line {sentence.line})")
+            raise ValueError(
+                f"{len(tags)} predicted tags for a sentence of {len(rows)} tokens "
+                f"(line {sentence.line})"
+            )
         out.write(conll_rows(rows, tags) + "\n")
 
 

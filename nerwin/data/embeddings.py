@@ -12,10 +12,12 @@ Lookup: a requested word takes the first file word equal to it (exact), else the
 lowercase form equals its lowercase form, else the first equal after also mapping every digit to
 '0'; a better level found later in the file replaces a worse one.
 """
+
 from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -373,14 +375,14 @@ def _read_cache(file: Path, key: str) -> Vectors | None:
             if str(z["key"]) != key:
                 return None
             text, offsets = z["words"].tobytes(), z["offsets"]
-            words = tuple(text[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:]))
+            words = tuple(text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets))
             matrix, found, counts = z["matrix"], z["found"], z["coverage"]
         n = len(words)
         if matrix.dtype != np.float32 or matrix.ndim != 2 or (len(matrix), len(found)) != (n, n):
             return None
         coverage = Coverage(*map(int, counts))
         return Vectors(words, matrix, found.astype(bool), matrix.shape[1], coverage)
-    except Exception:  # noqa: BLE001 - any unreadable cache entry is a miss and gets rebuilt
+    except Exception:
         return None
 
 

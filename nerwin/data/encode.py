@@ -1,8 +1,9 @@
 """Sentences of words -> window arrays of word ids and caps ids, ready for the model."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -25,13 +26,22 @@ class WindowData:
         return len(self.words)
 
 
-def encode_sentences(sentences: Sequence[Sequence[str]], vocab: Vocab, window: int,
-                     with_caps: bool, features: Mapping[str, TokenFeature] | None = None) -> WindowData:
+def encode_sentences(
+    sentences: Sequence[Sequence[str]],
+    vocab: Vocab,
+    window: int,
+    with_caps: bool,
+    features: Mapping[str, TokenFeature] | None = None,
+) -> WindowData:
     """Windows for every token of `sentences`, in order."""
     lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
     flat = [w for s in sentences for w in s]
     words = make_windows(vocab.encode(flat), lengths, window, START_ID, END_ID)
-    caps = make_windows(encode_caps(flat), lengths, window, CAPS_PAD, CAPS_PAD) if with_caps else None
-    extra = {name: make_windows(feature.encode(flat), lengths, window, PAD_ID, PAD_ID)
-             for name, feature in (features or {}).items()}
+    caps = (
+        make_windows(encode_caps(flat), lengths, window, CAPS_PAD, CAPS_PAD) if with_caps else None
+    )
+    extra = {
+        name: make_windows(feature.encode(flat), lengths, window, PAD_ID, PAD_ID)
+        for name, feature in (features or {}).items()
+    }
     return WindowData(words, caps, lengths, extra)

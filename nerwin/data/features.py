@@ -1,10 +1,11 @@
 """Per-word features beyond the word itself (suffix, word shape), each a small learned table."""
+
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -21,8 +22,9 @@ def word_suffix(word: str) -> str:
 
 def word_shape(word: str) -> str:
     """Letters as X/x, digits as d, runs collapsed: Paris -> Xx, U.S. -> X.X., 1996-08-22 -> d-d-d."""
-    mapped = "".join("X" if ch.isupper() else "x" if ch.isalpha() else "d" if ch.isdigit() else ch
-                     for ch in word)
+    mapped = "".join(
+        "X" if ch.isupper() else "x" if ch.isalpha() else "d" if ch.isdigit() else ch for ch in word
+    )
     return _SHAPE_RUNS.sub(r"\1", mapped)
 
 

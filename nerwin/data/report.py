@@ -1,10 +1,11 @@
 """A report on a corpus before training: sizes, tags, locations, vocabulary, vectors, overlap."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from nerwin.config import DataConfig, ModelConfig
 from nerwin.data.conll import Corpus, location_labels, read_conll
@@ -24,13 +25,13 @@ class CorpusStats:
     sentences: int
     tokens: int
     scheme: str
-    entities: dict[str, int]       # entity type -> number of entities
-    location_entities: int         # entities whose type is a location type
-    location_tokens: int           # tokens inside those entities
-    location_share: float          # location_tokens / tokens
-    longest_sentence: int          # tokens
-    longest_sentence_line: int     # its first line in the file
-    malformed: int                 # I-/E- tags that open an entity (IOB2 and IOBES only)
+    entities: dict[str, int]  # entity type -> number of entities
+    location_entities: int  # entities whose type is a location type
+    location_tokens: int  # tokens inside those entities
+    location_share: float  # location_tokens / tokens
+    longest_sentence: int  # tokens
+    longest_sentence_line: int  # its first line in the file
+    malformed: int  # I-/E- tags that open an entity (IOB2 and IOBES only)
     malformed_lines: list[int] = field(default_factory=list)  # the first few of them
 
 
@@ -40,7 +41,7 @@ class VectorStats:
 
     path: str
     dim: int
-    words: int          # vocabulary words looked up
+    words: int  # vocabulary words looked up
     exact: int
     lowercase: int
     digits: int
@@ -53,12 +54,12 @@ class DataReport:
 
     location_types: list[str]
     train: CorpusStats
-    vocabulary: int                         # distinct normalised training words
+    vocabulary: int  # distinct normalised training words
     dev: CorpusStats | None = None
-    dev_oov_tokens: int | None = None       # dev tokens whose word is not in the vocabulary
+    dev_oov_tokens: int | None = None  # dev tokens whose word is not in the vocabulary
     dev_oov_rate: float | None = None
     dev_location_oov_rate: float | None = None  # the same among dev location tokens
-    overlap: int | None = None              # dev sentences whose words also form a train sentence
+    overlap: int | None = None  # dev sentences whose words also form a train sentence
     vectors: VectorStats | None = None
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -68,15 +69,21 @@ class DataReport:
         return asdict(self)
 
 
-def data_report(train: str | Path, dev: str | Path | None = None, vectors: str | Path | None = None,
-                location_types: Sequence[str] = ("LOC",), word_column: int = 0,
-                tag_column: int = -1) -> DataReport:
+def data_report(
+    train: str | Path,
+    dev: str | Path | None = None,
+    vectors: str | Path | None = None,
+    location_types: Sequence[str] = ("LOC",),
+    word_column: int = 0,
+    tag_column: int = -1,
+) -> DataReport:
     """Read the files as `nerwin train` would (default lowercase/digit settings) and count."""
     defaults = DataConfig()
     types = list(dict.fromkeys(location_types))
     train_corpus = _read(train, word_column, tag_column)
-    vocab = build_vocab((s.words for s in train_corpus.sentences), defaults.lowercase,
-                        defaults.digits)
+    vocab = build_vocab(
+        (s.words for s in train_corpus.sentences), defaults.lowercase, defaults.digits
+    )
     report = DataReport(types, corpus_stats(train_corpus, types), len(vocab) - len(SPECIALS))
     if dev is not None:
         _add_dev(report, _read(dev, word_column, tag_column), train_corpus, vocab)
@@ -99,13 +106,19 @@ def corpus_stats(corpus: Corpus, location_types: Sequence[str]) -> CorpusStats:
     location_tokens = int(location_labels(corpus, location_types).sum())
     malformed = malformed_lines(corpus)
     return CorpusStats(
-        path=corpus.path, sentences=len(corpus.sentences), tokens=corpus.n_tokens,
-        scheme=corpus.scheme, entities=dict(sorted(entities.items())),
+        path=corpus.path,
+        sentences=len(corpus.sentences),
+        tokens=corpus.n_tokens,
+        scheme=corpus.scheme,
+        entities=dict(sorted(entities.items())),
         location_entities=sum(entities[t] for t in location_types),
         location_tokens=location_tokens,
         location_share=location_tokens / corpus.n_tokens if corpus.n_tokens else 0.0,
-        longest_sentence=len(longest), longest_sentence_line=longest.line,
-        malformed=len(malformed), malformed_lines=malformed[:MAX_LINES_SHOWN])
+        longest_sentence=len(longest),
+        longest_sentence_line=longest.line,
+        malformed=len(malformed),
+        malformed_lines=malformed[:MAX_LINES_SHOWN],
+    )
 
 
 def malformed_lines(corpus: Corpus) -> list[int]:
@@ -139,7 +152,7 @@ def _add_dev(report: DataReport, dev: Corpus, train: Corpus, vocab: Vocab) -> No
 def vector_stats(path: str | Path, vocab: Vocab) -> VectorStats:
     """Look the vocabulary's words (not <unk>, <s>, </s>) up in a vector file as training does."""
     resolved = resolve_data_path(str(path))
-    found = load_vectors(resolved, vocab.words[len(SPECIALS):])
+    found = load_vectors(resolved, vocab.words[len(SPECIALS) :])
     c = found.coverage
     return VectorStats(str(resolved), found.dim, c.total, c.exact, c.lowercase, c.digits, c.missing)
 
@@ -149,24 +162,31 @@ def _check(report: DataReport, train: Corpus) -> None:
     types = ", ".join(report.location_types)
     present = ", ".join(train.entity_types) or "none"
     if report.train.location_entities == 0:
-        report.problems.append(f"{train.path}: no location entity (type {types}; types present: "
-                               f"{present}); pass --location-types, or fix the tag column")
+        report.problems.append(
+            f"{train.path}: no location entity (type {types}; types present: "
+            f"{present}); pass --location-types, or fix the tag column"
+        )
     for stats in (report.train, report.dev):
         if stats is not None and stats.malformed:
             shown = ", ".join(map(str, stats.malformed_lines))
             more = ", ..." if stats.malformed > len(stats.malformed_lines) else ""
-            report.warnings.append(f"{stats.path}: {stats.malformed} I-/E- tag(s) open an entity "
-                                   f"in {stats.scheme} (line {shown}{more}); read as B-")
+            report.warnings.append(
+                f"{stats.path}: {stats.malformed} I-/E- tag(s) open an entity "
+                f"in {stats.scheme} (line {shown}{more}); read as B-"
+            )
     if report.dev is not None and report.dev.location_entities == 0:
-        report.warnings.append(f"{report.dev.path}: no location entity (type {types}); dev F1 "
-                               "will be 0 and early stopping meaningless")
+        report.warnings.append(
+            f"{report.dev.path}: no location entity (type {types}); dev F1 "
+            "will be 0 and early stopping meaningless"
+        )
     v = report.vectors
     if v is not None:
         if v.missing == v.words:
             report.warnings.append(f"{v.path}: NO vocabulary word has a vector; check the file")
         if v.dim != ModelConfig().embedding_dim:
-            report.warnings.append(f"{v.path}: {v.dim}-d vectors; train with "
-                                   f"--set model.embedding_dim={v.dim}")
+            report.warnings.append(
+                f"{v.path}: {v.dim}-d vectors; train with --set model.embedding_dim={v.dim}"
+            )
 
 
 def render_report(report: DataReport) -> str:
@@ -180,15 +200,25 @@ def render_report(report: DataReport) -> str:
         if report.dev_location_oov_rate is not None:
             oov += f", {_pct(report.dev_location_oov_rate)} of location tokens"
         rows.append(("dev out of vocabulary", oov))
-        rows.append(("dev sentences in train", f"{report.overlap:,} of {report.dev.sentences:,} "
-                                               f"({_pct(report.overlap / report.dev.sentences)})"))
+        rows.append(
+            (
+                "dev sentences in train",
+                f"{report.overlap:,} of {report.dev.sentences:,} "
+                f"({_pct(report.overlap / report.dev.sentences)})",
+            )
+        )
     if report.vectors is not None:
         v = report.vectors
         found = v.words - v.missing
-        rows += [("vectors", f"{v.path} ({v.dim}-d)"),
-                 ("vector coverage", f"{found:,} of {v.words:,} ({_pct(found / v.words)}): "
-                                     f"{v.exact:,} exact, {v.lowercase:,} lowercase, "
-                                     f"{v.digits:,} digit-normalised, {v.missing:,} missing")]
+        rows += [
+            ("vectors", f"{v.path} ({v.dim}-d)"),
+            (
+                "vector coverage",
+                f"{found:,} of {v.words:,} ({_pct(found / v.words)}): "
+                f"{v.exact:,} exact, {v.lowercase:,} lowercase, "
+                f"{v.digits:,} digit-normalised, {v.missing:,} missing",
+            ),
+        ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"warning: {w}" for w in report.warnings]
@@ -203,12 +233,19 @@ def _corpus_rows(name: str, s: CorpusStats) -> list[tuple[str, str]]:
         (f"{name} size", f"{s.sentences:,} sentences, {s.tokens:,} tokens"),
         (f"{name} tag scheme", s.scheme),
         (f"{name} entities", entities),
-        (f"{name} locations", f"{s.location_entities:,} entities, {s.location_tokens:,} tokens "
-                              f"({_pct(s.location_share)} of tokens)"),
-        (f"{name} longest sentence",
-         f"{s.longest_sentence:,} tokens (line {s.longest_sentence_line})"),
-        (f"{name} I- after O", f"{s.malformed:,}" if s.scheme in ("IOB2", "IOBES")
-         else f"- ({s.scheme} allows it)"),
+        (
+            f"{name} locations",
+            f"{s.location_entities:,} entities, {s.location_tokens:,} tokens "
+            f"({_pct(s.location_share)} of tokens)",
+        ),
+        (
+            f"{name} longest sentence",
+            f"{s.longest_sentence:,} tokens (line {s.longest_sentence_line})",
+        ),
+        (
+            f"{name} I- after O",
+            f"{s.malformed:,}" if s.scheme in ("IOB2", "IOBES") else f"- ({s.scheme} allows it)",
+        ),
     ]
 
 

@@ -1,4 +1,5 @@
 """Entity tag schemes (IOB1, IOB2, IOBES, IO) and entity spans, by conlleval's chunk rules."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -12,8 +13,12 @@ from nerwin.errors import ConfigError
 
 SCHEMES = ("IOB1", "IOB2", "IOBES", "IO")
 _ALIASES = {"BIOES": "IOBES", "BILOU": "IOBES", "BIO": "IOB2"}
-_PREFIXES = {"IOB1": frozenset("BI"), "IOB2": frozenset("BI"), "IOBES": frozenset("BIES"),
-             "IO": frozenset("I")}
+_PREFIXES = {
+    "IOB1": frozenset("BI"),
+    "IOB2": frozenset("BI"),
+    "IOBES": frozenset("BIES"),
+    "IO": frozenset("I"),
+}
 _BILOU = {"L": "E", "U": "S"}
 _ENTITY_PREFIXES = frozenset("BIES")
 
@@ -83,8 +88,11 @@ def _transition(prev_tag: str, tag: str, scheme: str) -> tuple[bool, bool, str]:
     (prev, prev_type), (cur, cur_type) = parse_tag(prev_tag), parse_tag(tag)
     if cur != "O" and cur not in _PREFIXES[scheme]:
         raise ValueError(f"tag {tag!r} is not part of the {scheme} scheme")
-    return (_end_of_chunk(prev, cur, prev_type, cur_type),
-            _start_of_chunk(prev, cur, prev_type, cur_type), cur_type)
+    return (
+        _end_of_chunk(prev, cur, prev_type, cur_type),
+        _start_of_chunk(prev, cur, prev_type, cur_type),
+        cur_type,
+    )
 
 
 def tags_to_spans(tags: Sequence[str], scheme: str) -> list[Span]:
@@ -145,8 +153,9 @@ def _entity_tags(start: int, end: int, kind: str, scheme: str, after_same: bool)
     return tags
 
 
-def spans_to_tags(spans: Iterable[Sequence], n: int, scheme: str = "IOB2",
-                  label: str = "LOC") -> list[str]:
+def spans_to_tags(
+    spans: Iterable[Sequence], n: int, scheme: str = "IOB2", label: str = "LOC"
+) -> list[str]:
     """Encode non-overlapping spans (start, end[, type]) over n tokens as tags of scheme."""
     scheme = normalise_scheme(scheme)
     rows = sorted((int(s[0]), int(s[1]), str(s[2]) if len(s) > 2 else label) for s in spans)
@@ -154,8 +163,9 @@ def spans_to_tags(spans: Iterable[Sequence], n: int, scheme: str = "IOB2",
     prev_end, prev_kind = 0, ""
     for start, end, kind in rows:
         if not (prev_end <= start < end <= n):
-            raise ValueError(f"span ({start}, {end}) is empty, overlaps another or exceeds "
-                             f"{n} tokens")
+            raise ValueError(
+                f"span ({start}, {end}) is empty, overlaps another or exceeds {n} tokens"
+            )
         after_same = start == prev_end and kind == prev_kind
         tags[start:end] = _entity_tags(start, end, kind, scheme, after_same)
         prev_end, prev_kind = end, kind

@@ -1,9 +1,10 @@
 """Vocab: word normalisation and word <-> id, with <unk> and sentence-edge padding ids."""
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -16,8 +17,13 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 class Vocab:
     """Normalised words and their ids; ids 0-2 are <unk>, <s>, </s>."""
 
-    def __init__(self, words: Sequence[str], lowercase: bool = True, digits: bool = True,
-                 counts: Sequence[int] | None = None):
+    def __init__(
+        self,
+        words: Sequence[str],
+        lowercase: bool = True,
+        digits: bool = True,
+        counts: Sequence[int] | None = None,
+    ):
         if tuple(words[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary starts with {SPECIALS}")
         self.words = list(words)
@@ -63,13 +69,19 @@ class Vocab:
         return cls(words, lowercase, digits, counts)
 
 
-def build_vocab(sentences: Iterable[Sequence[str]], lowercase: bool = True, digits: bool = True,
-                min_count: int = 1, max_size: int | None = None) -> Vocab:
+def build_vocab(
+    sentences: Iterable[Sequence[str]],
+    lowercase: bool = True,
+    digits: bool = True,
+    min_count: int = 1,
+    max_size: int | None = None,
+) -> Vocab:
     """Vocabulary of the training words seen at least `min_count` times, most frequent first."""
     probe = Vocab(list(SPECIALS), lowercase, digits)
     counter = Counter(probe.normalise(w) for sentence in sentences for w in sentence)
     for special in SPECIALS:
         counter.pop(special, None)
     kept = [(w, c) for w, c in counter.most_common(max_size) if c >= min_count]
-    return Vocab(list(SPECIALS) + [w for w, _ in kept], lowercase, digits,
-                 [0, 0, 0] + [c for _, c in kept])
+    return Vocab(
+        list(SPECIALS) + [w for w, _ in kept], lowercase, digits, [0, 0, 0] + [c for _, c in kept]
+    )

@@ -1,4 +1,5 @@
 """Window builder: every token's (window,) neighbourhood of ids, padded at sentence edges."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,9 @@ def window_positions(lengths: np.ndarray, window: int) -> tuple[np.ndarray, np.n
     return index, is_start_pad, total
 
 
-def make_windows(ids: np.ndarray, lengths: np.ndarray, window: int,
-                 start_id: int, end_id: int) -> np.ndarray:
+def make_windows(
+    ids: np.ndarray, lengths: np.ndarray, window: int, start_id: int, end_id: int
+) -> np.ndarray:
     """Windows (n_tokens, window) int32 of flat token `ids` split into sentences of `lengths`."""
     index, is_start_pad, total = window_positions(lengths, window)
     padded = np.full(total, end_id, dtype=np.int32)

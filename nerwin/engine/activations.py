@@ -1,8 +1,9 @@
 """Non-linearities, each an op with its local gradient, and a registry by config name."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,8 +31,19 @@ def erf(x: Array) -> Array:
     d = t - t0
     slope = (2.0 / math.sqrt(math.pi)) * np.exp(-t0 * t0)
     s2 = t0 * t0
-    poly = d * (1.0 + d * (-t0 + d * ((2.0 * s2 - 1.0) / 3.0 + d * (
-        (-2.0 * s2 * t0 + 3.0 * t0) / 6.0 + d * (4.0 * s2 * s2 - 12.0 * s2 + 3.0) / 30.0))))
+    poly = d * (
+        1.0
+        + d
+        * (
+            -t0
+            + d
+            * (
+                (2.0 * s2 - 1.0) / 3.0
+                + d
+                * ((-2.0 * s2 * t0 + 3.0 * t0) / 6.0 + d * (4.0 * s2 * s2 - 12.0 * s2 + 3.0) / 30.0)
+            )
+        )
+    )
     return (np.sign(x) * (_ERF_TABLE[k] + slope * poly)).astype(x.dtype, copy=False)
 
 
@@ -184,7 +196,12 @@ ACTIVATIONS: dict[str, type[Function]] = {
     "gelu_sigmoid": GELUSigmoid,
 }
 LEARNABLE = {"prelu"}
-KINKS = {"relu": (0.0,), "leaky_relu": (0.0,), "prelu": (0.0,), "hardtanh": (-1.0, 1.0)}  # no derivative  # activations that take a learnable slope tensor as a second input
+KINKS = {
+    "relu": (0.0,),
+    "leaky_relu": (0.0,),
+    "prelu": (0.0,),
+    "hardtanh": (-1.0, 1.0),
+}  # no derivative  # activations that take a learnable slope tensor as a second input
 
 
 def activation(name: str) -> Callable[..., Tensor]:

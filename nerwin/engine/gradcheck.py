@@ -1,8 +1,9 @@
 """Numeric gradient checks: central differences in float64 against one backward pass."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -34,8 +35,10 @@ class GradResult:
     def line(self) -> str:
         """One report line: name, errors, worst index, ok/FAIL."""
         status = "ok" if self.ok else "FAIL"
-        return (f"{self.name:<36} max_abs={self.max_abs:.1e}  max_rel={self.max_rel:.1e}  "
-                f"at {self.worst!s:<10} n={self.checked:<4} {status}")
+        return (
+            f"{self.name:<36} max_abs={self.max_abs:.1e}  max_rel={self.max_rel:.1e}  "
+            f"at {self.worst!s:<10} n={self.checked:<4} {status}"
+        )
 
 
 def relative_error(analytic: Array, numeric: Array) -> Array:
@@ -44,8 +47,9 @@ def relative_error(analytic: Array, numeric: Array) -> Array:
     return np.abs(analytic - numeric) / scale
 
 
-def central_difference(f: Callable[[], float], array: Array, index: tuple[int, ...],
-                       eps: float = DEFAULT_EPS) -> float:
+def central_difference(
+    f: Callable[[], float], array: Array, index: tuple[int, ...], eps: float = DEFAULT_EPS
+) -> float:
     """(f(x + eps) - f(x - eps)) / 2 eps at one coordinate of `array` (restored after)."""
     original = array[index]
     array[index] = original + eps
@@ -65,8 +69,9 @@ def dense(grad: Array | RowSparseGrad | None, shape: tuple[int, ...]) -> Array:
     return np.asarray(grad, dtype=np.float64)
 
 
-def sample_indices(tensor: Tensor, grad: Array, rng: np.random.Generator,
-                   limit: int = MAX_COORDS) -> list[tuple[int, ...]]:
+def sample_indices(
+    tensor: Tensor, grad: Array, rng: np.random.Generator, limit: int = MAX_COORDS
+) -> list[tuple[int, ...]]:
     """Every coordinate of a small tensor; for a large one, a seeded sample plus its touched rows."""
     if tensor.data.size <= limit:
         return [tuple(int(i) for i in idx) for idx in np.ndindex(tensor.shape)]
@@ -84,9 +89,15 @@ def _table_indices(tensor: Tensor, rng: np.random.Generator) -> list[tuple[int, 
     return [(int(r), j) for r in rows for j in range(tensor.shape[1])]
 
 
-def check_gradients(loss_fn: Callable[[], Tensor], inputs: Mapping[str, Tensor], *,
-                    eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL, prefix: str = "",
-                    rng: np.random.Generator | None = None) -> list[GradResult]:
+def check_gradients(
+    loss_fn: Callable[[], Tensor],
+    inputs: Mapping[str, Tensor],
+    *,
+    eps: float = DEFAULT_EPS,
+    tol: float = DEFAULT_TOL,
+    prefix: str = "",
+    rng: np.random.Generator | None = None,
+) -> list[GradResult]:
     """Compare one backward pass of scalar `loss_fn()` with central differences, per input."""
     rng = rng or np.random.default_rng(0)
     for tensor in inputs.values():
@@ -107,6 +118,14 @@ def check_gradients(loss_fn: Callable[[], Tensor], inputs: Mapping[str, Tensor],
         picked = np.array([analytic[i] for i in indices])
         rel = relative_error(picked, numeric)
         worst = int(np.argmax(rel))
-        results.append(GradResult(f"{prefix}{name}", float(np.abs(picked - numeric).max()),
-                                  float(rel[worst]), indices[worst], len(indices), tol))
+        results.append(
+            GradResult(
+                f"{prefix}{name}",
+                float(np.abs(picked - numeric).max()),
+                float(rel[worst]),
+                indices[worst],
+                len(indices),
+                tol,
+            )
+        )
     return results

@@ -1,8 +1,9 @@
 """The table of op checks shared by `nerwin gradcheck` and the tests: one row per op and shape."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -38,18 +39,26 @@ def _normal(rng: np.random.Generator, *shape: int) -> Array:
     return rng.normal(size=shape)
 
 
-def _binary(op: Callable[[Tensor, Tensor], Tensor], a: tuple[int, ...], b: tuple[int, ...],
-            positive_b: bool = False) -> Builder:
+def _binary(
+    op: Callable[[Tensor, Tensor], Tensor],
+    a: tuple[int, ...],
+    b: tuple[int, ...],
+    positive_b: bool = False,
+) -> Builder:
     def build(rng: np.random.Generator):
         y = _normal(rng, *b)
         if positive_b:
             y = np.abs(y) + 0.5
         return op, {"a": _normal(rng, *a), "b": y}
+
     return build
 
 
-def _unary(op: Callable[[Tensor], Tensor], shape: tuple[int, ...],
-           make: Callable[[Array], Array] = lambda x: x) -> Builder:
+def _unary(
+    op: Callable[[Tensor], Tensor],
+    shape: tuple[int, ...],
+    make: Callable[[Array], Array] = lambda x: x,
+) -> Builder:
     return lambda rng: (op, {"x": make(_normal(rng, *shape))})
 
 
@@ -71,8 +80,10 @@ def _gather_flat_case(rng: np.random.Generator):
 def _gather_concat_case(rng: np.random.Generator):
     words = np.array([[1, 1, 4, 2, 2], [0, 4, 4, 3, 1]])
     caps = np.array([[0, 2, 2, 1, 0], [1, 1, 0, 0, 2]])
-    return ((lambda e, f: ops.gather_concat([e, f], [words, caps])),
-            {"E": _normal(rng, 6, 3), "F": _normal(rng, 3, 2)})
+    return (
+        (lambda e, f: ops.gather_concat([e, f], [words, caps])),
+        {"E": _normal(rng, 6, 3), "F": _normal(rng, 3, 2)},
+    )
 
 
 def _bce_case(rng: np.random.Generator, weighted: bool):
@@ -101,6 +112,7 @@ def _activation_case(name: str) -> OpCase:
         if name == "prelu":
             return cls.apply, {"x": x, "slope": rng.uniform(0.1, 0.4, 5)}
         return cls.apply, {"x": x}
+
     note = f"inputs kept {KINK_MARGIN} away from {shift}" if shift else ""
     return OpCase(f"activation {name}", build, note)
 
@@ -113,12 +125,20 @@ OP_CASES: list[OpCase] = [
     OpCase("neg", _unary(lambda x: -x, (3, 4))),
     OpCase("mul (3,4)*(3,4)", _binary(lambda a, b: a * b, (3, 4), (3, 4))),
     OpCase("mul broadcast (3,4)*(3,1)", _binary(lambda a, b: a * b, (3, 4), (3, 1))),
-    OpCase("div broadcast (3,4)/(4,)", _binary(lambda a, b: a / b, (3, 4), (4,), positive_b=True),
-           "divisor kept >= 0.5 from 0"),
+    OpCase(
+        "div broadcast (3,4)/(4,)",
+        _binary(lambda a, b: a / b, (3, 4), (4,), positive_b=True),
+        "divisor kept >= 0.5 from 0",
+    ),
     OpCase("matmul (3,4)@(4,5)", _binary(lambda a, b: a @ b, (3, 4), (4, 5))),
     OpCase("matmul one row (1,4)@(4,5)", _binary(lambda a, b: a @ b, (1, 4), (4, 5))),
-    OpCase("affine x@W+b", lambda rng: (ops.affine, {"x": _normal(rng, 3, 4),
-                                                     "W": _normal(rng, 4, 2), "b": _normal(rng, 2)})),
+    OpCase(
+        "affine x@W+b",
+        lambda rng: (
+            ops.affine,
+            {"x": _normal(rng, 3, 4), "W": _normal(rng, 4, 2), "b": _normal(rng, 2)},
+        ),
+    ),
     OpCase("sum all", _unary(lambda x: x.sum(), (3, 4))),
     OpCase("sum axis=0", _unary(lambda x: x.sum(axis=0), (3, 4))),
     OpCase("sum axis=1 keepdims", _unary(lambda x: x.sum(axis=1, keepdims=True), (3, 4))),
@@ -129,10 +149,16 @@ OP_CASES: list[OpCase] = [
     OpCase("gather repeated ids", _gather_case, "ids repeat; gradient is row-sparse"),
     OpCase("gather flatten", _gather_flat_case, "windows of ids joined into rows"),
     OpCase("gather_concat two tables", _gather_concat_case, "two tables, repeated ids, one op"),
-    OpCase("max axis=1", lambda rng: ((lambda x: x.max(axis=1)), {"x": _distinct(rng, 3, 4)}),
-           "entries 0.1 apart: no ties"),
-    OpCase("max all", lambda rng: ((lambda x: x.max()), {"x": _distinct(rng, 3, 4)}),
-           "entries 0.1 apart: no ties"),
+    OpCase(
+        "max axis=1",
+        lambda rng: ((lambda x: x.max(axis=1)), {"x": _distinct(rng, 3, 4)}),
+        "entries 0.1 apart: no ties",
+    ),
+    OpCase(
+        "max all",
+        lambda rng: ((lambda x: x.max()), {"x": _distinct(rng, 3, 4)}),
+        "entries 0.1 apart: no ties",
+    ),
     OpCase("maximum(a, b)", _maximum_case, "|a - b| >= 0.1: no ties"),
     OpCase("dropout (fixed mask)", _dropout_case, "mask drawn once, then held fixed"),
     OpCase("exp", _unary(lambda x: x.exp(), (3, 4))),
@@ -147,11 +173,14 @@ OP_CASES: list[OpCase] = [
 def check_op(case: OpCase, rng: np.random.Generator, **kwargs) -> list[GradResult]:
     """Check every input of one op case; non-scalar outputs are reduced by a fixed random dot."""
     fn, arrays = case.build(rng)
-    inputs = {k: Tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in arrays.items()}
+    inputs = {
+        k: Tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for k, v in arrays.items()
+    }
     out_shape = fn(*inputs.values()).shape
     weights = Tensor(rng.normal(size=out_shape))
 
     def loss() -> Tensor:
         out = fn(*inputs.values())
         return out if out.data.size == 1 and out.ndim == 0 else (out * weights).sum()
+
     return check_gradients(loss, inputs, prefix=f"{case.name}: d/d", rng=rng, **kwargs)

@@ -1,7 +1,10 @@
 """The engine's ops: one Function per operation, forward and local gradient side by side."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+import itertools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -235,7 +238,7 @@ class Concat(Function):
         bounds = [0, *ctx.splits, grad_out.shape[ctx.axis]]
         index = [slice(None)] * grad_out.ndim
         parts = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in itertools.pairwise(bounds):
             index[ctx.axis] = slice(start, stop)
             parts.append(grad_out[tuple(index)])
         return tuple(parts)
@@ -267,7 +270,11 @@ class GatherConcat(Function):
         out = np.empty((n, sum(widths)), dtype=tables[0].dtype)
         start = 0
         for table, index, width in zip(tables, ids, widths):  # gather straight into x, no copies
-            table.take(index, axis=0, out=out[:, start:start + width].reshape(index.shape + table.shape[1:]))
+            table.take(
+                index,
+                axis=0,
+                out=out[:, start : start + width].reshape(index.shape + table.shape[1:]),
+            )
             start += width
         ctx.ids, ctx.shapes, ctx.widths = ids, [t.shape for t in tables], widths
         return out
@@ -276,7 +283,7 @@ class GatherConcat(Function):
     def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad | None, ...]:
         grads, start = [], 0
         for index, shape, width in zip(ctx.ids, ctx.shapes, ctx.widths):
-            grads.append(RowSparseGrad(index, grad_out[:, start:start + width], shape))
+            grads.append(RowSparseGrad(index, grad_out[:, start : start + width], shape))
             start += width
         return (*grads, *[None] * len(ctx.ids))
 
@@ -350,7 +357,9 @@ class SigmoidBCE(Function):
     def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
         e = exp_neg_abs(z)
         probs = (np.where(z >= 0, 1.0, e) / (1.0 + e)).astype(z.dtype, copy=False)
-        ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(probs, y, weight)
+        ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(
+            probs, y, weight
+        )
         losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
         if weight is not None:
             losses = losses * weight

@@ -1,4 +1,5 @@
 """RowSparseGrad: the gradient of an embedding table as touched rows only."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,9 +1,11 @@
 """Tensor, Function and Context: the reverse-mode core of the engine."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +13,9 @@ from nerwin.engine.sparse import RowSparseGrad
 
 Array = np.ndarray
 _GRAD_ENABLED = True
-_RECORDED = count()  # numbers recorded op applications in creation order, which is a topological order
+_RECORDED = (
+    count()
+)  # numbers recorded op applications in creation order, which is a topological order
 
 
 class GradientShapeError(AssertionError):
@@ -79,7 +83,7 @@ class Function:
 class Tensor:
     """A numpy array with an optional gradient and the op that produced it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name")
+    __slots__ = ("_ctx", "data", "grad", "name", "requires_grad")
     __array_priority__ = 1000  # make `ndarray * Tensor` defer to Tensor.__rmul__
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None):
@@ -237,7 +241,9 @@ def _depth_first_order(root: Tensor) -> list[Tensor]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        stack.extend([(p, False) for p in node._ctx.parents if p._ctx is not None and id(p) not in visited])
+        stack.extend(
+            [(p, False) for p in node._ctx.parents if p._ctx is not None and id(p) not in visited]
+        )
     return order
 
 

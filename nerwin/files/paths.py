@@ -1,4 +1,5 @@
 """Where things live: the project root (bundled corpus), the vector cache, run directories."""
+
 from __future__ import annotations
 
 import os

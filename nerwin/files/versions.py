@@ -1,4 +1,5 @@
 """Package versions recorded with every run, for reproducibility."""
+
 from __future__ import annotations
 
 import platform

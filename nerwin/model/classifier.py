@@ -1,4 +1,5 @@
 """WindowClassifier: p(centre word is a location) from a window of word (and caps) vectors."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -6,9 +7,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nerwin.engine import ACTIVATIONS, Tensor, affine, no_grad, sigmoid_bce
-from nerwin.engine.ops import dropout as drop_units, gather_concat
 from nerwin.engine.activations import LEARNABLE
-from nerwin.engine.ops import stable_sigmoid
+from nerwin.engine.ops import dropout as drop_units
+from nerwin.engine.ops import gather_concat, stable_sigmoid
 
 Array = np.ndarray
 PRELU_INIT = 0.25
@@ -27,7 +28,9 @@ class ModelShape:
     n_caps: int = 0
     dtype: str = "float32"
     extra: tuple[tuple[str, int, int], ...] = ()  # more feature tables: (name, rows, dim)
-    aux_types: tuple[str, ...] = ()  # other entity types with a training-only head each (U_aux, c_aux)
+    aux_types: tuple[
+        str, ...
+    ] = ()  # other entity types with a training-only head each (U_aux, c_aux)
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,19 @@ class WindowClassifier:
         self.params = params
         self.n_layers = len(shape.hidden)
         self._act = ACTIVATIONS[shape.activation].apply
-        self._layers = [(_name("W", i, shape), _name("b", i, shape), _name("a", i, shape))
-                        for i in range(1, self.n_layers + 1)]  # parameter names of each hidden layer
+        self._layers = [
+            (_name("W", i, shape), _name("b", i, shape), _name("a", i, shape))
+            for i in range(1, self.n_layers + 1)
+        ]  # parameter names of each hidden layer
 
     @classmethod
-    def initialise(cls, shape: ModelShape, rng: np.random.Generator, embeddings: Array | None = None,
-                   embedding_init: float | None = None) -> WindowClassifier:
+    def initialise(
+        cls,
+        shape: ModelShape,
+        rng: np.random.Generator,
+        embeddings: Array | None = None,
+        embedding_init: float | None = None,
+    ) -> WindowClassifier:
         """Random parameters (Glorot-uniform weights, zero biases); `embeddings` seeds E.
 
         Random word vectors are N(0, embedding_init**2), by default N(0, 1 / embedding_dim).
@@ -72,7 +82,9 @@ class WindowClassifier:
         arrays["E"] = np.asarray(embeddings, dtype=dtype)
         for name, rows, dim in _feature_tables(shape):
             arrays[name] = rng.normal(0.0, 1.0 / np.sqrt(dim), (rows, dim))
-        fan_in = shape.window * (shape.embedding_dim + sum(dim for _, _, dim in _feature_tables(shape)))
+        fan_in = shape.window * (
+            shape.embedding_dim + sum(dim for _, _, dim in _feature_tables(shape))
+        )
         for i, width in enumerate(shape.hidden, start=1):
             arrays[_name("W", i, shape)] = _glorot(rng, fan_in, width)
             arrays[_name("b", i, shape)] = np.zeros(width)
@@ -84,22 +96,27 @@ class WindowClassifier:
         if shape.aux_types:
             arrays["U_aux"] = _glorot(rng, fan_in, len(shape.aux_types))
             arrays["c_aux"] = np.zeros(len(shape.aux_types))
-        params = {k: Tensor(np.ascontiguousarray(v, dtype=dtype), requires_grad=True, name=k)
-                  for k, v in arrays.items()}
+        params = {
+            k: Tensor(np.ascontiguousarray(v, dtype=dtype), requires_grad=True, name=k)
+            for k, v in arrays.items()
+        }
         return cls(shape, params)
 
     def input_blocks(self) -> list[tuple[str, int, slice]]:
         """Where each (table name, window position) sits in x: e.g. ('E', 2, slice(100, 150))."""
         blocks, start = [], 0
-        tables = [("E", self.shape.embedding_dim)] + [(n, d) for n, _, d in _feature_tables(self.shape)]
+        tables = [("E", self.shape.embedding_dim)] + [
+            (n, d) for n, _, d in _feature_tables(self.shape)
+        ]
         for name, dim in tables:
             for position in range(self.shape.window):
                 blocks.append((name, position, slice(start, start + dim)))
                 start += dim
         return blocks
 
-    def input_vectors(self, words: Array, caps: Array | None = None,
-                      extra: dict[str, Array] | None = None) -> Tensor:
+    def input_vectors(
+        self, words: Array, caps: Array | None = None, extra: dict[str, Array] | None = None
+    ) -> Tensor:
         """Concatenated window vectors x: ids (n, w) -> (n, w * (d + caps_dim + extra dims))."""
         tables, ids = [self.params["E"]], [words]
         if self.shape.caps_dim:
@@ -110,16 +127,18 @@ class WindowClassifier:
             ids.append(extra[name])
         return gather_concat(tables, ids)
 
-    def scores_from_inputs(self, x: Tensor, pre_activations: list | None = None,
-                           dropout: Dropout | None = None) -> Tensor:
+    def scores_from_inputs(
+        self, x: Tensor, pre_activations: list | None = None, dropout: Dropout | None = None
+    ) -> Tensor:
         """Logits s (n, 1) from window vectors x (n, k); collects each layer's z if given a list.
 
         With `dropout` (training only), each hidden unit is dropped with chance dropout.rate.
         """
         return affine(self.hidden(x, pre_activations, dropout), self.params["u"], self.params["c"])
 
-    def hidden(self, x: Tensor, pre_activations: list | None = None,
-               dropout: Dropout | None = None) -> Tensor:
+    def hidden(
+        self, x: Tensor, pre_activations: list | None = None, dropout: Dropout | None = None
+    ) -> Tensor:
         """The last hidden layer h (n, H) from window vectors x."""
         h = x
         for weight, bias, slope_name in self._layers:
@@ -132,37 +151,49 @@ class WindowClassifier:
                 h = drop_units(h, dropout.rate, dropout.rng)
         return h
 
-    def pre_activations(self, words: Array, caps: Array | None = None,
-                        extra: dict[str, Array] | None = None) -> list[Array]:
+    def pre_activations(
+        self, words: Array, caps: Array | None = None, extra: dict[str, Array] | None = None
+    ) -> list[Array]:
         """Each hidden layer's z = x W + b (n, H), without recording a graph."""
         found: list[Array] = []
         with no_grad():
             self.scores_from_inputs(self.input_vectors(words, caps, extra), found)
         return found
 
-    def forward(self, words: Array, caps: Array | None = None,
-                extra: dict[str, Array] | None = None) -> Tensor:
+    def forward(
+        self, words: Array, caps: Array | None = None, extra: dict[str, Array] | None = None
+    ) -> Tensor:
         """Logits s (n,) for windows of word ids (n, w), caps ids (n, w) and extra feature ids."""
         return self.scores_from_inputs(self.input_vectors(words, caps, extra)).reshape(-1)
 
-    def loss(self, words: Array, caps: Array | None, labels: Array,
-             weight: Array | None = None, extra: dict[str, Array] | None = None,
-             dropout: Dropout | None = None, aux: AuxTargets | None = None) -> Tensor:
+    def loss(
+        self,
+        words: Array,
+        caps: Array | None,
+        labels: Array,
+        weight: Array | None = None,
+        extra: dict[str, Array] | None = None,
+        dropout: Dropout | None = None,
+        aux: AuxTargets | None = None,
+    ) -> Tensor:
         """Mean (weighted) cross-entropy of sigmoid(forward) against 0/1 labels.
 
         With `aux` (and heads for aux types), plus aux.weight times each other type's cross-entropy.
         """
         h = self.hidden(self.input_vectors(words, caps, extra), dropout=dropout)
         logits = affine(h, self.params["u"], self.params["c"])  # (n, 1)
-        loss = sigmoid_bce(logits, labels.reshape(-1, 1), None if weight is None else weight.reshape(-1, 1))
+        loss = sigmoid_bce(
+            logits, labels.reshape(-1, 1), None if weight is None else weight.reshape(-1, 1)
+        )
         if aux is None or not self.shape.aux_types:
             return loss
         aux_loss = sigmoid_bce(affine(h, self.params["U_aux"], self.params["c_aux"]), aux.labels)
         scale = np.asarray(aux.weight * len(self.shape.aux_types), dtype=logits.data.dtype)
         return loss + aux_loss * Tensor(scale)  # the mean over n * k entries, times weight * k
 
-    def predict_proba(self, words: Array, caps: Array | None = None,
-                      extra: dict[str, Array] | None = None) -> Array:
+    def predict_proba(
+        self, words: Array, caps: Array | None = None, extra: dict[str, Array] | None = None
+    ) -> Array:
         """P(location) per window, without recording a graph."""
         with no_grad():
             return stable_sigmoid(self.forward(words, caps, extra).data)
@@ -174,8 +205,10 @@ class WindowClassifier:
     def astype(self, dtype: str) -> WindowClassifier:
         """A copy of this model with parameters cast to `dtype` (float64 for checks)."""
         shape = replace(self.shape, dtype=dtype)
-        params = {k: Tensor(t.data.astype(dtype), requires_grad=True, name=k)
-                  for k, t in self.params.items()}
+        params = {
+            k: Tensor(t.data.astype(dtype), requires_grad=True, name=k)
+            for k, t in self.params.items()
+        }
         return WindowClassifier(shape, params)
 
 

@@ -1,4 +1,5 @@
 """Model directories: weights.npz, vocab.txt, config.yaml, meta.json; written atomically."""
+
 from __future__ import annotations
 
 import contextlib
@@ -33,12 +34,16 @@ STAGING_OLD = ".{}.old"  # where the previous model waits during the swap
 LINK = "a symbolic link; nerwin does not write through links"
 
 
-def save_model(directory: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None = None) -> None:
+def save_model(
+    directory: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None = None
+) -> None:
     """Write the model into `directory`, replacing it only once everything is on disk."""
     directory = Path(directory)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=STAGING_NEW.format(directory.name), dir=directory.parent))
+        staging = Path(
+            tempfile.mkdtemp(prefix=STAGING_NEW.format(directory.name), dir=directory.parent)
+        )
     except OSError as err:
         raise ModelError(_cannot_save(directory, err)) from None
     try:
@@ -57,7 +62,9 @@ def _cannot_save(directory: Path, err: OSError) -> str:
     return f"{directory}: cannot save the model ({where}{err.strerror or err})"
 
 
-def _write_files(staging: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None) -> None:
+def _write_files(
+    staging: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None
+) -> None:
     """Every file of the model directory, written and synced into `staging`."""
     np.savez(staging / "weights.npz", **_all_arrays(tagger))
     tagger.vocab.save(staging / "vocab.txt")
@@ -65,9 +72,15 @@ def _write_files(staging: Path, tagger: Tagger, config: Config, extra: dict[str,
     (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
     save_config(config, staging / "config.yaml")
     members = len(tagger.models)
-    meta = {**(extra or {}), "format_version": 2 if members > 1 else 1, "nerwin_version": __version__,
-            "threshold": tagger.threshold, "shape": _shape_dict(tagger.model.shape),
-            "members": members, "numpy_version": np.__version__}  # never an old meta's threshold
+    meta = {
+        **(extra or {}),
+        "format_version": 2 if members > 1 else 1,
+        "nerwin_version": __version__,
+        "threshold": tagger.threshold,
+        "shape": _shape_dict(tagger.model.shape),
+        "members": members,
+        "numpy_version": np.__version__,
+    }  # never an old meta's threshold
     (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     _fsync_dir_files(staging)
 
@@ -102,7 +115,9 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
             raise ModelError(f"{directory / name}: missing; not a complete nerwin model directory")
     meta = _read_meta(directory / "meta.json")
     try:
-        config = config_from_dict(_read_yaml(directory / "config.yaml"), str(directory / "config.yaml"))
+        config = config_from_dict(
+            _read_yaml(directory / "config.yaml"), str(directory / "config.yaml")
+        )
     except ConfigError as err:
         raise ModelError(str(err)) from None
     shape = _read_shape(meta["shape"], directory / "meta.json")
@@ -110,7 +125,9 @@ def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
     features = _read_features(directory / "features.json", shape)
     weights = _read_weights(directory / "weights.npz", shape, len(vocab), meta)
     models = [WindowClassifier(shape, params) for params in weights]
-    tagger = Tagger(models[0], vocab, float(meta.get("threshold", 0.5)), features, tuple(models[1:]))
+    tagger = Tagger(
+        models[0], vocab, float(meta.get("threshold", 0.5)), features, tuple(models[1:])
+    )
     return tagger, config, meta
 
 
@@ -132,7 +149,9 @@ def _read_features(path: Path, shape: ModelShape) -> dict[str, TokenFeature]:
     """The feature vocabularies (features.json, optional when the model has none)."""
     if not path.is_file():
         if shape.extra:
-            raise ModelError(f"{path}: missing; the model uses features {[n for n, _, _ in shape.extra]}")
+            raise ModelError(
+                f"{path}: missing; the model uses features {[n for n, _, _ in shape.extra]}"
+            )
         return {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -152,11 +171,24 @@ def _read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
     try:
         extra = tuple((str(n), int(r), int(d)) for n, r, d in raw.get("extra", ()))
         aux_types = tuple(str(t) for t in raw.get("aux_types", ()))
-        shape = ModelShape(**{**raw, "hidden": tuple(int(h) for h in raw["hidden"]), "extra": extra,
-                              "aux_types": aux_types})
+        shape = ModelShape(
+            **{
+                **raw,
+                "hidden": tuple(int(h) for h in raw["hidden"]),
+                "extra": extra,
+                "aux_types": aux_types,
+            }
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path}: malformed model shape ({type(err).__name__}: {err})") from None
-    ints = (shape.vocab_size, shape.embedding_dim, shape.window, shape.caps_dim, shape.n_caps, *shape.hidden)
+    ints = (
+        shape.vocab_size,
+        shape.embedding_dim,
+        shape.window,
+        shape.caps_dim,
+        shape.n_caps,
+        *shape.hidden,
+    )
     if not all(isinstance(v, int) and v >= 0 for v in ints) or not shape.hidden:
         raise ModelError(f"{path}: malformed model shape (sizes must be non-negative integers)")
     if shape.activation not in ACTIVATIONS:
@@ -175,15 +207,21 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(version, int):
         raise ModelError(f"{path}: no format_version; not a nerwin model")
     if version > FORMAT_VERSION:
-        raise ModelError(f"{path}: model format {version} is newer than this nerwin "
-                         f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin")
+        raise ModelError(
+            f"{path}: model format {version} is newer than this nerwin "
+            f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin"
+        )
     if not isinstance(meta.get("shape"), dict):
         raise ModelError(f"{path}: no model shape recorded")
     members = meta.setdefault("members", 1)
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
         raise ModelError(f"{path}: members must be a whole number >= 1, got {members!r}")
     threshold = meta.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0 < threshold < 1
+    ):
         raise ModelError(f"{path}: threshold must be a number in (0, 1), got {threshold!r}")
     return meta
 
@@ -209,8 +247,9 @@ def _read_vocab(path: Path, config: Config) -> Vocab:
         raise ModelError(f"{path}: unreadable vocabulary ({err})") from None
 
 
-def _read_weights(path: Path, shape: ModelShape, vocab_size: int,
-                  meta: dict[str, Any]) -> list[dict[str, Tensor]]:
+def _read_weights(
+    path: Path, shape: ModelShape, vocab_size: int, meta: dict[str, Any]
+) -> list[dict[str, Tensor]]:
     """Each member's parameters, every array checked against the shape the meta records."""
     expected = _expected_shapes(shape, vocab_size)
     arrays = _read_arrays(path)
@@ -223,9 +262,19 @@ def _read_weights(path: Path, shape: ModelShape, vocab_size: int,
             if got is None:
                 raise ModelError(f"{path}: weight {prefix + name} is missing")
             if got.shape != want:
-                raise ModelError(f"{path}: weight {prefix + name} has shape {got.shape}, config expects {want}")
-        out.append({k: Tensor(np.ascontiguousarray(arrays[prefix + k], dtype=shape.dtype), requires_grad=True,
-                              name=k) for k in expected})
+                raise ModelError(
+                    f"{path}: weight {prefix + name} has shape {got.shape}, config expects {want}"
+                )
+        out.append(
+            {
+                k: Tensor(
+                    np.ascontiguousarray(arrays[prefix + k], dtype=shape.dtype),
+                    requires_grad=True,
+                    name=k,
+                )
+                for k in expected
+            }
+        )
     return out
 
 
@@ -247,16 +296,21 @@ def _check_members(path: Path, arrays: dict[str, np.ndarray], members: int, vers
     found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, arrays) if m})
     held = ", ".join(f"member{k}" for k in found) or "none"
     if version < 2 and (members > 1 or found):
-        raise ModelError(f"{path}: format_version {version} is one model, but meta.json records {members} "
-                         f"member(s) and the weights hold member arrays: {held}")
+        raise ModelError(
+            f"{path}: format_version {version} is one model, but meta.json records {members} "
+            f"member(s) and the weights hold member arrays: {held}"
+        )
     if found != list(range(1, members)):
-        raise ModelError(f"{path}: meta.json records {members} member(s), but the weights hold "
-                         f"{1 + len(found)} (member arrays: {held})")
+        raise ModelError(
+            f"{path}: meta.json records {members} member(s), but the weights hold "
+            f"{1 + len(found)} (member arrays: {held})"
+        )
 
 
 def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int, ...]]:
     probe = WindowClassifier.initialise(
-        ModelShape(**{**asdict(shape), "vocab_size": 1}), np.random.default_rng(0))
+        ModelShape(**{**asdict(shape), "vocab_size": 1}), np.random.default_rng(0)
+    )
     out = {k: t.shape for k, t in probe.params.items()}
     out["E"] = (vocab_size, shape.embedding_dim)
     return out
@@ -281,7 +335,9 @@ def _replace_dir(staging: Path, target: Path) -> None:
     remove_model_dir(old)
     os.replace(target, old)
     os.replace(staging, target)
-    with contextlib.suppress(OSError):  # the new model is in place; the next save removes the old copy
+    with contextlib.suppress(
+        OSError
+    ):  # the new model is in place; the next save removes the old copy
         remove_model_dir(old)
 
 

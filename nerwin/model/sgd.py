@@ -1,8 +1,9 @@
 """SGD, theta <- theta - lr * grad, with row-sparse updates of embedding tables."""
+
 from __future__ import annotations
 
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -12,7 +13,9 @@ from nerwin.engine import RowSparseGrad, Tensor
 class SGD:
     """Plain SGD; each parameter may have its own learning-rate scale (0 freezes it)."""
 
-    def __init__(self, params: Mapping[str, Tensor], lr: float, scales: Mapping[str, float] | None = None):
+    def __init__(
+        self, params: Mapping[str, Tensor], lr: float, scales: Mapping[str, float] | None = None
+    ):
         self.params = dict(params)
         self.lr = lr
         self.scales = dict(scales or {})
@@ -32,7 +35,11 @@ class SGD:
             if isinstance(grad, RowSparseGrad):
                 sparse_update(p.data, grad, lr)
                 continue
-            step = grad if _unreferenced(grad) and grad.dtype == p.data.dtype else self._buffer(name, p.data)
+            step = (
+                grad
+                if _unreferenced(grad) and grad.dtype == p.data.dtype
+                else self._buffer(name, p.data)
+            )
             np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
             np.subtract(p.data, step, out=p.data)
 
@@ -64,8 +71,12 @@ def _unreferenced(grad: object) -> bool:
     Another parameter's gradient, a view of it (which holds it as its base), a parameter's data,
     the caller's own variable: each adds a reference, so such arrays are never written in place.
     """
-    return (isinstance(grad, np.ndarray) and grad.base is None and grad.flags.writeable
-            and sys.getrefcount(grad) <= _PRIVATE_REFS)
+    return (
+        isinstance(grad, np.ndarray)
+        and grad.base is None
+        and grad.flags.writeable
+        and sys.getrefcount(grad) <= _PRIVATE_REFS
+    )
 
 
 _COLUMNS: dict[int, np.ndarray] = {}

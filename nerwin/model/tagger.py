@@ -1,8 +1,9 @@
 """Tagger: a trained model with its vocabulary, turning sentences into P(location) per token."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -11,7 +12,9 @@ from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.model.classifier import WindowClassifier
 
-SCORE_BATCH = 4096  # windows scored per forward at inference (fits the caches better than larger batches)
+SCORE_BATCH = (
+    4096  # windows scored per forward at inference (fits the caches better than larger batches)
+)
 
 
 @dataclass
@@ -22,7 +25,9 @@ class Tagger:
     vocab: Vocab
     threshold: float = 0.5
     features: dict[str, TokenFeature] = field(default_factory=dict)  # by model table name
-    members: tuple[WindowClassifier, ...] = ()  # an ensemble's other models (same shape), averaged with `model`
+    members: tuple[
+        WindowClassifier, ...
+    ] = ()  # an ensemble's other models (same shape), averaged with `model`
 
     @property
     def models(self) -> tuple[WindowClassifier, ...]:
@@ -36,19 +41,25 @@ class Tagger:
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> WindowData:
         """Windows of ids for every token of `sentences`."""
-        return encode_sentences(sentences, self.vocab, self.model.shape.window, self.uses_caps,
-                                self.features)
+        return encode_sentences(
+            sentences, self.vocab, self.model.shape.window, self.uses_caps, self.features
+        )
 
     def window_probabilities(self, data: WindowData, batch: int = SCORE_BATCH) -> np.ndarray:
         """P(location) per window (an ensemble's mean), scored in bounded batches."""
-        parts = [self._batch_probabilities(data.words[i:i + batch],
-                                           None if data.caps is None else data.caps[i:i + batch],
-                                           {k: v[i:i + batch] for k, v in data.extra.items()})
-                 for i in range(0, len(data), batch)]
+        parts = [
+            self._batch_probabilities(
+                data.words[i : i + batch],
+                None if data.caps is None else data.caps[i : i + batch],
+                {k: v[i : i + batch] for k, v in data.extra.items()},
+            )
+            for i in range(0, len(data), batch)
+        ]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
-    def _batch_probabilities(self, words: np.ndarray, caps: np.ndarray | None,
-                             extra: dict[str, np.ndarray]) -> np.ndarray:
+    def _batch_probabilities(
+        self, words: np.ndarray, caps: np.ndarray | None, extra: dict[str, np.ndarray]
+    ) -> np.ndarray:
         probs = self.model.predict_proba(words, caps, extra)
         for member in self.members:
             probs += member.predict_proba(words, caps, extra)
@@ -70,5 +81,5 @@ def split_flat(values: np.ndarray, lengths: Sequence[int]) -> Iterator[np.ndarra
     """Cut a flat per-token array back into sentences."""
     start = 0
     for n in lengths:
-        yield values[start:start + n]
+        yield values[start : start + n]
         start += n

@@ -1,8 +1,9 @@
 """Tag documents: raw text or CoNLL input -> tokens with P(location) and location entities."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,8 +26,12 @@ class Entity:
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {"text": self.text, "start": self.start, "end": self.end,
-                "confidence": round(self.confidence, 4)}
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "confidence": round(self.confidence, 4),
+        }
 
 
 @dataclass
@@ -45,8 +50,14 @@ class TaggedDocument:
         for tokens, probs, labels in zip(self.sentences, self.probs, self.labels):
             for start, end in binary_to_spans(labels):
                 first, last = tokens[start], tokens[end - 1]
-                found.append(Entity(self.text[first.start:last.end], first.start, last.end,
-                                    float(probs[start:end].mean())))
+                found.append(
+                    Entity(
+                        self.text[first.start : last.end],
+                        first.start,
+                        last.end,
+                        float(probs[start:end].mean()),
+                    )
+                )
         return found
 
 
@@ -65,8 +76,12 @@ def text_documents(texts: Iterable[str]) -> Iterator[TaggedDocument]:
         yield TaggedDocument(text, tokenize(text))
 
 
-def tag_documents(tagger: Tagger, documents: Iterable[TaggedDocument], threshold: float | None = None,
-                  batch_tokens: int = BATCH_TOKENS) -> Iterator[TaggedDocument]:
+def tag_documents(
+    tagger: Tagger,
+    documents: Iterable[TaggedDocument],
+    threshold: float | None = None,
+    batch_tokens: int = BATCH_TOKENS,
+) -> Iterator[TaggedDocument]:
     """Fill probs and labels of each document, scoring in batches of about `batch_tokens` tokens."""
     pending: list[TaggedDocument] = []
     size = 0
@@ -79,7 +94,9 @@ def tag_documents(tagger: Tagger, documents: Iterable[TaggedDocument], threshold
     yield from _score(tagger, pending, threshold)
 
 
-def _score(tagger: Tagger, docs: Sequence[TaggedDocument], threshold: float | None) -> list[TaggedDocument]:
+def _score(
+    tagger: Tagger, docs: Sequence[TaggedDocument], threshold: float | None
+) -> list[TaggedDocument]:
     sentences = [[t.text for t in s] for doc in docs for s in doc.sentences]
     if not sentences:
         return list(docs)

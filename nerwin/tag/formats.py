@@ -1,4 +1,5 @@
 """Output formats for tagged documents: inline markup, CoNLL columns, JSON lines."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ def render_inline(doc: TaggedDocument, label: str = "LOC") -> str:
     """The text with each entity marked as [text]LOC."""
     out, cursor = [], 0
     for entity in doc.entities():
-        out += [doc.text[cursor:entity.start], f"[{entity.text}]{label}"]
+        out += [doc.text[cursor : entity.start], f"[{entity.text}]{label}"]
         cursor = entity.end
     out.append(doc.text[cursor:])
     return "".join(out)
@@ -25,7 +26,11 @@ def render_conll(doc: TaggedDocument, label: str = "LOC") -> str:
     blocks = []
     for i, (tokens, labels) in enumerate(zip(doc.sentences, doc.labels)):
         tags = spans_to_iob2(binary_to_spans(labels), len(tokens), label)
-        rows = doc.columns[i].columns if doc.columns and doc.columns[i].columns else [(t.text,) for t in tokens]
+        rows = (
+            doc.columns[i].columns
+            if doc.columns and doc.columns[i].columns
+            else [(t.text,) for t in tokens]
+        )
         blocks.append(conll_rows(rows, tags))
     return "\n".join(blocks) + ("\n" if blocks else "")
 
@@ -34,9 +39,11 @@ def render_json(doc: TaggedDocument, with_probs: bool = False) -> str:
     """One JSON object: the text, its entities and (optionally) every token's probability."""
     record: dict = {"text": doc.text, "entities": [e.to_dict() for e in doc.entities()]}
     if with_probs:
-        record["tokens"] = [{"text": t.text, "start": t.start, "end": t.end, "prob": round(float(p), 4)}
-                            for tokens, probs in zip(doc.sentences, doc.probs)
-                            for t, p in zip(tokens, probs)]
+        record["tokens"] = [
+            {"text": t.text, "start": t.start, "end": t.end, "prob": round(float(p), 4)}
+            for tokens, probs in zip(doc.sentences, doc.probs)
+            for t, p in zip(tokens, probs)
+        ]
     return json.dumps(record, ensure_ascii=False)
 
 

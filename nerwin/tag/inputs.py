@@ -1,9 +1,11 @@
 """Input streams for predict: texts, files and stdin, read line by line with clear errors."""
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from nerwin.data.conll import Sentence, parse_conll
 from nerwin.errors import DataError
@@ -51,5 +53,10 @@ def conll_sentences(files: Iterable[Path], word_column: int) -> Iterator[Sentenc
     """Sentences of pre-tokenized CoNLL input (stdin when no file), with every column kept."""
     for path in list(files) or [Path("-")]:
         source = STDIN if str(path) == "-" else str(path)
-        yield from parse_conll(_binary_lines(path), source, word_column=word_column,
-                               tag_column=None, require_tags=False)
+        yield from parse_conll(
+            _binary_lines(path),
+            source,
+            word_column=word_column,
+            tag_column=None,
+            require_tags=False,
+        )

@@ -1,4 +1,5 @@
 """Training health per epoch: gradient norms, update ratios, dead and saturated units, score spread."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,13 +10,13 @@ from nerwin.data.encode import WindowData
 from nerwin.engine import RowSparseGrad, Tensor, no_grad
 from nerwin.model.classifier import WindowClassifier
 
-SAMPLE_EVERY = 50          # steps between gradient samples (keeps the cost negligible)
-SATURATION = 3.0           # |z| beyond which logistic/tanh units are saturated
+SAMPLE_EVERY = 50  # steps between gradient samples (keeps the cost negligible)
+SATURATION = 3.0  # |z| beyond which logistic/tanh units are saturated
 RELU_LIKE = {"relu", "leaky_relu", "prelu"}
 SATURATING = {"logistic", "tanh", "hardtanh"}
 DEAD_WARN, SATURATED_WARN = 0.5, 0.5
-UPDATE_RATIO_WARN = 0.1    # lr * |grad| / |weight|; around 1e-3 is usual
-GROWTH_WARN = 10.0         # gradient norm up this many times since the previous epoch
+UPDATE_RATIO_WARN = 0.1  # lr * |grad| / |weight|; around 1e-3 is usual
+GROWTH_WARN = 10.0  # gradient norm up this many times since the previous epoch
 
 
 class GradientMonitor:
@@ -40,7 +41,9 @@ class GradientMonitor:
             if p.data.ndim != 2:
                 continue  # update ratios are for weight matrices and tables (biases start at 0)
             step = lr * scales.get(name, 1.0) * norm
-            self.ratios.setdefault(name, []).append(step / max(float(np.linalg.norm(weight)), 1e-12))
+            self.ratios.setdefault(name, []).append(
+                step / max(float(np.linalg.norm(weight)), 1e-12)
+            )
 
     def summary(self) -> tuple[dict[str, float], dict[str, float]]:
         """Mean gradient norm and mean update ratio per parameter; then reset."""
@@ -66,7 +69,9 @@ class Diagnostics:
         return dict(self.__dict__)
 
 
-def probe_sample(windows: WindowData, labels: np.ndarray, size: int = 2000) -> tuple[WindowData, np.ndarray]:
+def probe_sample(
+    windows: WindowData, labels: np.ndarray, size: int = 2000
+) -> tuple[WindowData, np.ndarray]:
     """A fixed subset of windows for the per-epoch probes (its own seed: training RNG untouched)."""
     pick = np.sort(np.random.default_rng(12345).permutation(len(labels))[:size])
     caps = None if windows.caps is None else windows.caps[pick]
@@ -74,19 +79,32 @@ def probe_sample(windows: WindowData, labels: np.ndarray, size: int = 2000) -> t
     return WindowData(windows.words[pick], caps, windows.lengths, extra), labels[pick]
 
 
-def diagnose(model: WindowClassifier, monitor: GradientMonitor, sample: WindowData, labels: np.ndarray,
-             previous: Diagnostics | None = None) -> Diagnostics:
+def diagnose(
+    model: WindowClassifier,
+    monitor: GradientMonitor,
+    sample: WindowData,
+    labels: np.ndarray,
+    previous: Diagnostics | None = None,
+) -> Diagnostics:
     """Summarise the epoch's gradients and probe the model's units and scores on `sample`."""
     norms, ratios = monitor.summary()
     zs: list[np.ndarray] = []
     with no_grad():  # one pass gives the pre-activations and the scores
-        scores = model.scores_from_inputs(model.input_vectors(sample.words, sample.caps, sample.extra),
-                                          zs).data.reshape(-1)
+        scores = model.scores_from_inputs(
+            model.input_vectors(sample.words, sample.caps, sample.extra), zs
+        ).data.reshape(-1)
     act = model.shape.activation
     dead = float(np.mean([np.mean((z <= 0).all(axis=0)) for z in zs])) if act in RELU_LIKE else None
-    saturated = float(np.mean([np.mean(np.abs(z) > SATURATION) for z in zs])) if act in SATURATING else None
-    diag = Diagnostics(norms, ratios, dead, saturated, {
-        "positive": _spread(scores[labels > 0]), "negative": _spread(scores[labels <= 0])})
+    saturated = (
+        float(np.mean([np.mean(np.abs(z) > SATURATION) for z in zs])) if act in SATURATING else None
+    )
+    diag = Diagnostics(
+        norms,
+        ratios,
+        dead,
+        saturated,
+        {"positive": _spread(scores[labels > 0]), "negative": _spread(scores[labels <= 0])},
+    )
     diag.warnings = _warnings(diag, previous, act)
     return diag
 
@@ -102,18 +120,26 @@ def _warnings(diag: Diagnostics, previous: Diagnostics | None, activation: str) 
     found = []
     for name, ratio in diag.update_ratio.items():
         if ratio > UPDATE_RATIO_WARN or not np.isfinite(ratio):
-            found.append(f"updates of {name} are {ratio:.2g} of its size per step (usual ~1e-3): "
-                         "lower train.lr")
+            found.append(
+                f"updates of {name} are {ratio:.2g} of its size per step (usual ~1e-3): "
+                "lower train.lr"
+            )
     if previous is not None:
         for name, norm in diag.grad_norm.items():
             before = previous.grad_norm.get(name)
             if before and norm > GROWTH_WARN * before:
-                found.append(f"gradient norm of {name} grew {norm / before:.0f}x in one epoch "
-                             "(exploding): lower train.lr")
+                found.append(
+                    f"gradient norm of {name} grew {norm / before:.0f}x in one epoch "
+                    "(exploding): lower train.lr"
+                )
     if diag.dead_fraction is not None and diag.dead_fraction > DEAD_WARN:
-        found.append(f"{100 * diag.dead_fraction:.0f}% of {activation} units never activate (dead): "
-                     "lower train.lr or use model.activation=leaky_relu")
+        found.append(
+            f"{100 * diag.dead_fraction:.0f}% of {activation} units never activate (dead): "
+            "lower train.lr or use model.activation=leaky_relu"
+        )
     if diag.saturated_fraction is not None and diag.saturated_fraction > SATURATED_WARN:
-        found.append(f"{100 * diag.saturated_fraction:.0f}% of {activation} activations are saturated "
-                     f"(|z| > {SATURATION:g}): lower train.lr or use model.activation=relu")
+        found.append(
+            f"{100 * diag.saturated_fraction:.0f}% of {activation} activations are saturated "
+            f"(|z| > {SATURATION:g}): lower train.lr or use model.activation=relu"
+        )
     return found

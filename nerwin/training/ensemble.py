@@ -1,40 +1,61 @@
 """Ensembles: members trained one after another with their own seeds, one model averaging their P(location)."""
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from nerwin.config import Config, load_config
 from nerwin.errors import ConfigError, ModelError, NerwinError
-from nerwin.model.folder import load_model, save_model
 from nerwin.files.paths import default_run_dir
-from nerwin.training.run import (CHECKPOINT, MEMBERS_DIR, THRESHOLDS, TrainingInterrupted, TrainingRun, TrainResult,
-                        append_metrics, check_out_dir, check_outputs, create_out_dir)
+from nerwin.files.versions import versions
+from nerwin.model.folder import load_model, save_model
 from nerwin.model.tagger import Tagger
 from nerwin.training.loop import EpochReport, Progress
-from nerwin.files.versions import versions
+from nerwin.training.run import (
+    CHECKPOINT,
+    MEMBERS_DIR,
+    THRESHOLDS,
+    TrainingInterrupted,
+    TrainingRun,
+    TrainResult,
+    append_metrics,
+    check_out_dir,
+    check_outputs,
+    create_out_dir,
+)
 
-SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
+SEED_STRIDE = (
+    1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
+)
 RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
-AGAIN = {"model": "its model is missing or from another run",
-         "stale": "its checkpoint is from another config or seed"}  # plans that train a member again
+AGAIN = {
+    "model": "its model is missing or from another run",
+    "stale": "its checkpoint is from another config or seed",
+}  # plans that train a member again
 
 
 def member_config(config: Config, k: int) -> Config:
     """The config of member k (from 0): its own seed, one model, no threshold tuning of its own."""
     t = config.train
-    return replace(config, train=replace(t, seed=t.seed + SEED_STRIDE * k, ensemble=1, tune_threshold=False))
+    return replace(
+        config, train=replace(t, seed=t.seed + SEED_STRIDE * k, ensemble=1, tune_threshold=False)
+    )
 
 
-def open_run(config: Config, out_dir: str | Path | None = None, force: bool = False,
-             init_from: str | Path | None = None) -> TrainingRun | EnsembleRun:
+def open_run(
+    config: Config,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    init_from: str | Path | None = None,
+) -> TrainingRun | EnsembleRun:
     """A new run: one model, or an ensemble when train.ensemble > 1."""
     if config.train.ensemble == 1:
         return TrainingRun(config, out_dir, force, init_from)
@@ -56,8 +77,14 @@ def resume_run(out_dir: str | Path) -> TrainingRun | EnsembleRun:
 class EnsembleRun:
     """RUN/members/K holds member K's own run (model, checkpoint, metrics); RUN/model averages them."""
 
-    def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False, *,
-                 _resume: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        out_dir: str | Path | None = None,
+        force: bool = False,
+        *,
+        _resume: bool = False,
+    ):
         self.config, self.started = config, time.perf_counter()
         self.out_dir = Path(out_dir) if out_dir else default_run_dir()
         self.size = config.train.ensemble
@@ -67,30 +94,46 @@ class EnsembleRun:
         if _resume:
             check_outputs(self.out_dir, new_run=False)
             self._first = None
-            self._plans = [_member_plan(self._member_dir(k), member_config(config, k - 1))
-                           for k in range(1, self.size + 1)]
+            self._plans = [
+                _member_plan(self._member_dir(k), member_config(config, k - 1))
+                for k in range(1, self.size + 1)
+            ]
             done = [plan == "done" for plan in self._plans]
             self.finished = all(done) and self._ensemble_saved()
-            self.notes = [f"{self.out_dir}: the ensemble already finished; nothing to resume" if self.finished
-                          else self._resume_note(done)]
-            self.notes += [f"member {k}: {AGAIN[plan]}; training it again"
-                           for k, plan in enumerate(self._plans, start=1) if plan in AGAIN]
+            self.notes = [
+                f"{self.out_dir}: the ensemble already finished; nothing to resume"
+                if self.finished
+                else self._resume_note(done)
+            ]
+            self.notes += [
+                f"member {k}: {AGAIN[plan]}; training it again"
+                for k, plan in enumerate(self._plans, start=1)
+                if plan in AGAIN
+            ]
             return
         check_out_dir(self.out_dir, force)
         self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
-        create_out_dir(self.out_dir, force, config, keep_members=("1",))  # member 1 cleared its own folder
+        create_out_dir(
+            self.out_dir, force, config, keep_members=("1",)
+        )  # member 1 cleared its own folder
         self.finished = False
         seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
-        self.notes = self._first.notes + [f"ensemble: {self.size} members trained one after another "
-                                          f"(seeds {seeds}) in {self.out_dir / MEMBERS_DIR}"]
+        self.notes = [
+            *self._first.notes,
+            f"ensemble: {self.size} members trained one after another "
+            f"(seeds {seeds}) in {self.out_dir / MEMBERS_DIR}",
+        ]
 
     def _member_dir(self, k: int) -> Path:
         return self.out_dir / MEMBERS_DIR / str(k)
 
     def _resume_note(self, done: list[bool]) -> str:
         """Which member training continues with, and how many are done."""
-        where = (f"at member {done.index(False) + 1} of {self.size}" if not all(done)
-                 else "averaging the finished members")
+        where = (
+            f"at member {done.index(False) + 1} of {self.size}"
+            if not all(done)
+            else "averaging the finished members"
+        )
         return f"resuming ensemble {self.out_dir} {where}: {sum(done)} of {self.size} members done"
 
     def _ensemble_saved(self) -> bool:
@@ -108,7 +151,9 @@ class EnsembleRun:
             return TrainingRun.resume(folder)
         if self._resume:
             _drop_member_lines(self.out_dir / "metrics.jsonl", k)
-        return TrainingRun(config, folder, force=True)  # a stale checkpoint of another config is cleared
+        return TrainingRun(
+            config, folder, force=True
+        )  # a stale checkpoint of another config is cleared
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train the members in turn; each report says which member it is."""
@@ -122,7 +167,9 @@ class EnsembleRun:
                     append_metrics(self.out_dir / "metrics.jsonl", report)
                     yield report
             except TrainingInterrupted as err:
-                raise TrainingInterrupted(self.out_dir, err.state, err.signal_name, (k, self.size)) from None
+                raise TrainingInterrupted(
+                    self.out_dir, err.state, err.signal_name, (k, self.size)
+                ) from None
             self._first = None  # free member 1's data before the next member loads its own
 
     def finish(self) -> TrainResult:
@@ -131,16 +178,23 @@ class EnsembleRun:
         for k in range(1, self.size + 1):
             folder = self._member_dir(k) / "model"
             if _saved_meta(folder, member_config(self.config, k - 1)) is None:
-                raise ModelError(f"{folder}: not member {k}'s model (missing, or saved with another seed or "
-                                 f"config); train again with --force")
+                raise ModelError(
+                    f"{folder}: not member {k}'s model (missing, or saved with another seed or "
+                    f"config); train again with --force"
+                )
             tagger, _, meta = load_model(folder)
             taggers.append(tagger)
             metas.append(meta)
         if any(t.vocab.words != taggers[0].vocab.words for t in taggers):
             raise ModelError(f"{self.out_dir / MEMBERS_DIR}: members have different vocabularies")
         first = taggers[0]
-        tagger = Tagger(first.model, first.vocab, self.config.train.threshold, first.features,
-                        tuple(t.model for t in taggers[1:]))
+        tagger = Tagger(
+            first.model,
+            first.vocab,
+            self.config.train.threshold,
+            first.features,
+            tuple(t.model for t in taggers[1:]),
+        )
         epochs = tuple(int(m.get("epoch", 0)) for m in metas)
         run = self._last or self._member_run(self.size)
         threshold, scores = tagger.threshold, None
@@ -151,10 +205,25 @@ class EnsembleRun:
             scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
             tagger.threshold = threshold
         if not self.finished:
-            save_model(self.out_dir / "model", tagger, self.config,
-                       {"member_epochs": list(epochs), "seed": self.config.train.seed, "versions": versions()})
-        return TrainResult(self.out_dir, epochs[0], scores, threshold, time.perf_counter() - self.started,
-                           self.reports, epochs)
+            save_model(
+                self.out_dir / "model",
+                tagger,
+                self.config,
+                {
+                    "member_epochs": list(epochs),
+                    "seed": self.config.train.seed,
+                    "versions": versions(),
+                },
+            )
+        return TrainResult(
+            self.out_dir,
+            epochs[0],
+            scores,
+            threshold,
+            time.perf_counter() - self.started,
+            self.reports,
+            epochs,
+        )
 
 
 def _member_plan(folder: Path, config: Config) -> str:

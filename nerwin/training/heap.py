@@ -9,13 +9,14 @@ Side effect: once M_TOP_PAD is set, glibc stops adapting its mmap threshold. Mea
 getrusage around 64,000-window training slices (2026-11-27): under 100 minor faults in a
 process's first slice and 0 in the next ones, at batch 32 and at batch 256.
 """
+
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import sys
 
-M_TOP_PAD = -2           # mallopt parameter: bytes of slack kept when the heap grows or is trimmed
+M_TOP_PAD = -2  # mallopt parameter: bytes of slack kept when the heap grows or is trimmed
 TOP_PAD_BYTES = 64 << 20
 
 

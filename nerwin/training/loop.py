@@ -1,21 +1,23 @@
 """The training loop: shuffled minibatch SGD, one report per epoch, early stopping on dev F1."""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from nerwin.config import TrainConfig
 from nerwin.data.encode import WindowData
-from nerwin.training.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagnose
 from nerwin.data.vocab import UNK_ID
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import Scores
 from nerwin.model.classifier import AuxTargets, Dropout, WindowClassifier
 from nerwin.model.sgd import SGD
+from nerwin.training.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagnose
 
 PROGRESS_EVERY = 64  # batches between progress updates
 
@@ -58,11 +60,17 @@ class EpochReport:
 
     def to_dict(self) -> dict:
         """JSON-ready form for the metrics log."""
-        return {**({"member": self.member} if self.member else {}),
-                "epoch": self.epoch, "loss": self.loss, "lr": self.lr, "seconds": self.seconds,
-                "windows_per_s": self.windows_per_s, "best": self.best,
-                "dev": None if self.dev is None else self.dev.to_dict(),
-                "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict()}
+        return {
+            **({"member": self.member} if self.member else {}),
+            "epoch": self.epoch,
+            "loss": self.loss,
+            "lr": self.lr,
+            "seconds": self.seconds,
+            "windows_per_s": self.windows_per_s,
+            "best": self.best,
+            "dev": None if self.dev is None else self.dev.to_dict(),
+            "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),
+        }
 
 
 @dataclass
@@ -79,11 +87,11 @@ class TrainingData:
 class TrainState:
     """Where training stands, enough to resume bit-identically: epoch, batch, RNG, early stopping."""
 
-    epoch: int = 1                 # the epoch in progress, or the next one to run
-    step: int = 0                  # batches of that epoch already done
-    loss_sum: float = 0.0          # summed loss of those batches (times batch sizes)
+    epoch: int = 1  # the epoch in progress, or the next one to run
+    step: int = 0  # batches of that epoch already done
+    loss_sum: float = 0.0  # summed loss of those batches (times batch sizes)
     rng_state: dict | None = None  # generator state at the start of that epoch
-    best_f1: float | None = None   # the best epoch's dev F1 (or -loss without dev); None before any
+    best_f1: float | None = None  # the best epoch's dev F1 (or -loss without dev); None before any
     since_best: int = 0
 
     def to_dict(self) -> dict:
@@ -104,12 +112,17 @@ class Interrupted(Exception):
         self.state = state
 
 
-def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
-                 evaluate: Callable[[WindowClassifier], Scores] | None,
-                 rng: np.random.Generator, progress: Progress | None = None,
-                 state: TrainState | None = None,
-                 should_stop: Callable[[], bool] = lambda: False,
-                 probe: tuple[WindowData, np.ndarray] | None = None) -> Iterator[tuple[EpochReport, TrainState]]:
+def train_epochs(
+    model: WindowClassifier,
+    data: TrainingData,
+    cfg: TrainConfig,
+    evaluate: Callable[[WindowClassifier], Scores] | None,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+    state: TrainState | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    probe: tuple[WindowData, np.ndarray] | None = None,
+) -> Iterator[tuple[EpochReport, TrainState]]:
     """Train epoch by epoch from `state`; yield each report with the state after it.
 
     With `probe` (windows, labels), each report carries diagnostics measured on those windows.
@@ -124,8 +137,9 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
         state.rng_state, state.epoch = rng.bit_generator.state, epoch
         optimizer.lr = cfg.lr / (1.0 + cfg.lr_decay * (epoch - 1))
         started, first_step = time.perf_counter(), state.step
-        loss = run_epoch(model, optimizer, data, cfg, rng, state, progress or Silent(), should_stop,
-                         monitor)
+        loss = run_epoch(
+            model, optimizer, data, cfg, rng, state, progress or Silent(), should_stop, monitor
+        )
         seconds = time.perf_counter() - started
         if probe is not None:
             diagnostics = diagnose(model, monitor, *probe, previous=diagnostics)
@@ -136,17 +150,25 @@ def train_epochs(model: WindowClassifier, data: TrainingData, cfg: TrainConfig,
         stop = since_best >= cfg.patience or epoch == cfg.epochs
         state = TrainState(epoch + 1, 0, 0.0, rng.bit_generator.state, best_f1, since_best)
         windows = len(data.labels) - first_step * cfg.batch_size
-        report = EpochReport(epoch, loss, optimizer.lr, seconds, windows / seconds, scores, best, stop,
-                             diagnostics)
+        report = EpochReport(
+            epoch, loss, optimizer.lr, seconds, windows / seconds, scores, best, stop, diagnostics
+        )
         yield report, state
         if stop:
             return
 
 
-def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: TrainConfig,
-              rng: np.random.Generator, state: TrainState, progress: Progress,
-              should_stop: Callable[[], bool] = lambda: False,
-              monitor: GradientMonitor | None = None) -> float:
+def run_epoch(
+    model: WindowClassifier,
+    optimizer: SGD,
+    data: TrainingData,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    state: TrainState,
+    progress: Progress,
+    should_stop: Callable[[], bool] = lambda: False,
+    monitor: GradientMonitor | None = None,
+) -> float:
     """One shuffled pass of SGD, from batch `state.step`; returns the mean loss."""
     order = rng.permutation(len(data.labels))
     words = data.windows.words[order]
@@ -163,18 +185,39 @@ def run_epoch(model: WindowClassifier, optimizer: SGD, data: TrainingData, cfg: 
     progress.start(state.epoch, n)
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            _steps(model, optimizer, (words, caps, labels, weights, extra, aux), cfg, state, progress,
-                   should_stop, monitor, steps_before, dropout_key)
+            _steps(
+                model,
+                optimizer,
+                (words, caps, labels, weights, extra, aux),
+                cfg,
+                state,
+                progress,
+                should_stop,
+                monitor,
+                steps_before,
+                dropout_key,
+            )
     except FloatingPointError:
-        raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, float("nan"), state.epoch) from None
+        raise TrainingDiverged(
+            steps_before + state.step + 1, optimizer.lr, float("nan"), state.epoch
+        ) from None
     finally:
         progress.close()
     return state.loss_sum / n
 
 
-def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainConfig, state: TrainState,
-           progress: Progress, should_stop: Callable[[], bool], monitor: GradientMonitor | None,
-           steps_before: int, dropout_key: int | None = None) -> None:
+def _steps(
+    model: WindowClassifier,
+    optimizer: SGD,
+    arrays: tuple,
+    cfg: TrainConfig,
+    state: TrainState,
+    progress: Progress,
+    should_stop: Callable[[], bool],
+    monitor: GradientMonitor | None,
+    steps_before: int,
+    dropout_key: int | None = None,
+) -> None:
     """The SGD steps of one epoch from batch `state.step`, over pre-shuffled arrays."""
     words, caps, labels, weights, extra, aux = arrays
     batch, n = cfg.batch_size, len(labels)
@@ -182,11 +225,15 @@ def _steps(model: WindowClassifier, optimizer: SGD, arrays: tuple, cfg: TrainCon
         if should_stop():
             raise Interrupted(state)
         stop = start + batch
-        loss = model.loss(words[start:stop], None if caps is None else caps[start:stop],
-                          labels[start:stop], None if weights is None else weights[start:stop],
-                          {name: ids[start:stop] for name, ids in extra.items()},
-                          dropout=_dropout(cfg.dropout, dropout_key, state.step),
-                          aux=None if aux is None else AuxTargets(aux[start:stop], cfg.aux_weight))
+        loss = model.loss(
+            words[start:stop],
+            None if caps is None else caps[start:stop],
+            labels[start:stop],
+            None if weights is None else weights[start:stop],
+            {name: ids[start:stop] for name, ids in extra.items()},
+            dropout=_dropout(cfg.dropout, dropout_key, state.step),
+            aux=None if aux is None else AuxTargets(aux[start:stop], cfg.aux_weight),
+        )
         value = float(loss.data)
         if not math.isfinite(value):
             raise TrainingDiverged(steps_before + state.step + 1, optimizer.lr, value, state.epoch)

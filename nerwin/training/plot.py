@@ -3,6 +3,7 @@
 matplotlib is an optional extra (`plot`); it is imported only when drawing, without pyplot, so
 no GUI backend or global figure state is involved.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,16 @@ from nerwin.errors import DataError, NerwinError
 
 METRICS = "metrics.jsonl"
 DEFAULT_NAME = "curves.png"
-INSTALL_HINT = ('nerwin plot needs matplotlib, an optional extra: python -m pip install '
-                '"matplotlib>=3.8" (or python -m pip install -e ".[plot]" in a clone)')
-PANEL_TITLES = {"diagnostics": "other diagnostics", "grad_norm": "gradient norm per parameter",
-                "update_ratio": "update size / weight size per step",
-                "scores": "logits of sampled windows by gold class"}  # known diagnostics groups
+INSTALL_HINT = (
+    "nerwin plot needs matplotlib, an optional extra: python -m pip install "
+    '"matplotlib>=3.8" (or python -m pip install -e ".[plot]" in a clone)'
+)
+PANEL_TITLES = {
+    "diagnostics": "other diagnostics",
+    "grad_norm": "gradient norm per parameter",
+    "update_ratio": "update size / weight size per step",
+    "scores": "logits of sampled windows by gold class",
+}  # known diagnostics groups
 MEMBER_MARKERS = "os^Dv<>ph*"  # an ensemble member's marker in the diagnostics panels
 LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
 
@@ -49,8 +55,9 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not run_dir.is_dir():
         raise NerwinError(f"{run_dir}: run directory not found")
     if not path.is_file():
-        raise NerwinError(f"{run_dir}: no {METRICS}; is this a run directory written by "
-                          "nerwin train?")
+        raise NerwinError(
+            f"{run_dir}: no {METRICS}; is this a run directory written by nerwin train?"
+        )
     records: dict[tuple[int, int], dict] = {}  # (member, epoch): an ensemble's members share epochs
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -59,12 +66,18 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"not a JSON object ({err.msg})", path, number) from None
-        if not (isinstance(record, dict) and isinstance(record.get("epoch"), int)
-                and _is_number(record.get("loss"))):
-            raise DataError("expected an object with an integer 'epoch' and a number 'loss'",
-                            path, number)
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("epoch"), int)
+            and _is_number(record.get("loss"))
+        ):
+            raise DataError(
+                "expected an object with an integer 'epoch' and a number 'loss'", path, number
+            )
         member = record.get("member", 0)  # only an ensemble's lines carry one
-        if "member" in record and (isinstance(member, bool) or not isinstance(member, int) or member < 1):
+        if "member" in record and (
+            isinstance(member, bool) or not isinstance(member, int) or member < 1
+        ):
             raise DataError(f"'member' must be a whole number >= 1, got {member!r}", path, number)
         records[(member, record["epoch"])] = record
     if not records:
@@ -83,11 +96,17 @@ def member_curves(records: list[dict]) -> dict[int, Curves]:
 def curves_from_records(records: list[dict]) -> Curves:
     """Align the records' loss, lr, dev scores and diagnostics on their epochs."""
     best = [r["epoch"] for r in records if r.get("best")]
-    curves = Curves([r["epoch"] for r in records], [_number(r.get("loss")) for r in records],
-                    [_number(r.get("lr")) for r in records], best[-1] if best else None)
+    curves = Curves(
+        [r["epoch"] for r in records],
+        [_number(r.get("loss")) for r in records],
+        [_number(r.get("lr")) for r in records],
+        best[-1] if best else None,
+    )
     for level in ("entity", "token"):
         for metric in ("precision", "recall", "f1"):
-            values = [_number(_mapping(_mapping(r.get("dev")).get(level)).get(metric)) for r in records]
+            values = [
+                _number(_mapping(_mapping(r.get("dev")).get(level)).get(metric)) for r in records
+            ]
             if any(v is not None for v in values):
                 curves.dev[f"{level} {metric}"] = values
     flat = [_flatten(r.get("diagnostics")) for r in records]
@@ -141,7 +160,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     members = member_curves(read_metrics(run_dir))
     target = Path(out) if out is not None else run_dir / DEFAULT_NAME
     title = str(run_dir.resolve().name)
-    figure = draw_curves(members[0], title) if list(members) == [0] else draw_members(members, title)
+    figure = (
+        draw_curves(members[0], title) if list(members) == [0] else draw_members(members, title)
+    )
     try:
         figure.savefig(target, dpi=110)
     except (OSError, ValueError) as err:
@@ -219,8 +240,9 @@ def _merge_members(members: dict[int, Curves]) -> Curves:
         for panel, series in curves.diagnostics.items():
             for name, values in series.items():
                 by_epoch = dict(zip(curves.epochs, values))
-                merged.diagnostics.setdefault(panel, {})[f"member {member} {name}"] = \
-                    [by_epoch.get(e) for e in epochs]
+                merged.diagnostics.setdefault(panel, {})[f"member {member} {name}"] = [
+                    by_epoch.get(e) for e in epochs
+                ]
     return merged
 
 
@@ -255,13 +277,19 @@ def _values(series: Series, scale: float = 1.0) -> list[float]:
 
 def _mark_best(ax, curves: Curves) -> None:
     if curves.best_epoch is not None:
-        ax.axvline(curves.best_epoch, color="0.5", linestyle=":", linewidth=1.2,
-                   label=f"best epoch ({curves.best_epoch})")
+        ax.axvline(
+            curves.best_epoch,
+            color="0.5",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"best epoch ({curves.best_epoch})",
+        )
 
 
 def _draw_loss(ax, curves: Curves) -> None:
-    ax.plot(curves.epochs, _values(curves.loss), marker="o", color="tab:blue",
-            label="training loss")
+    ax.plot(
+        curves.epochs, _values(curves.loss), marker="o", color="tab:blue", label="training loss"
+    )
     ax.set_title("Training loss (mean cross-entropy per window)")
     ax.set_ylabel("loss")
     _mark_best(ax, curves)
@@ -269,14 +297,26 @@ def _draw_loss(ax, curves: Curves) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if len(lrs) > 1:  # a decaying learning rate gets its own axis
         twin = ax.twinx()
-        twin.plot(curves.epochs, _values(curves.lr), color="tab:gray", linestyle="--",
-                  label="learning rate")
+        twin.plot(
+            curves.epochs,
+            _values(curves.lr),
+            color="tab:gray",
+            linestyle="--",
+            label="learning rate",
+        )
         twin.set_ylabel("learning rate")
         more = twin.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     elif lrs:
-        ax.text(0.98, 0.97, f"lr {lrs.pop():g}", transform=ax.transAxes, ha="right", va="top",
-                color="0.4")
+        ax.text(
+            0.98,
+            0.97,
+            f"lr {lrs.pop():g}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            color="0.4",
+        )
     ax.legend(handles, labels, loc="center right")
 
 
@@ -284,8 +324,13 @@ def _draw_member_loss(ax, members: dict[int, Curves]) -> None:
     ax.set_title("Training loss per member (mean cross-entropy per window)")
     ax.set_ylabel("loss")
     for i, (member, curves) in enumerate(members.items()):
-        ax.plot(curves.epochs, _values(curves.loss), marker="o", color=f"C{i % 10}",
-                label=f"member {member}")
+        ax.plot(
+            curves.epochs,
+            _values(curves.loss),
+            marker="o",
+            color=f"C{i % 10}",
+            label=f"member {member}",
+        )
     ax.legend(loc="best")
 
 
@@ -303,15 +348,30 @@ def _draw_member_dev(ax, members: dict[int, Curves]) -> None:
         ax.plot(curves.epochs, _values(f1, 100), marker="o", color=colour, label=f"member {member}")
         best = _best_f1(curves)
         if best is not None:
-            ax.plot([curves.best_epoch], [100 * best], marker="*", markersize=13, color=colour,
-                    markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+            ax.plot(
+                [curves.best_epoch],
+                [100 * best],
+                marker="*",
+                markersize=13,
+                color=colour,
+                markeredgecolor="black",
+                markeredgewidth=0.6,
+                linestyle="none",
+            )
     ax.legend(loc="best", framealpha=0.9)
 
 
 def _no_dev(ax) -> None:
     """An empty dev panel that says why."""
-    ax.text(0.5, 0.5, "no dev set (data.dev: null)", transform=ax.transAxes, ha="center",
-            va="center", color="0.4")
+    ax.text(
+        0.5,
+        0.5,
+        "no dev set (data.dev: null)",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color="0.4",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_ylabel("")
@@ -333,8 +393,14 @@ def _draw_dev(ax, curves: Curves) -> None:
         return
     for name, (label, color, style, marker) in _DEV_STYLE.items():
         if name in curves.dev:
-            ax.plot(curves.epochs, _values(curves.dev[name], 100), color=color, linestyle=style,
-                    marker=marker, label=label)
+            ax.plot(
+                curves.epochs,
+                _values(curves.dev[name], 100),
+                color=color,
+                linestyle=style,
+                marker=marker,
+                label=label,
+            )
     f1 = curves.dev.get("entity f1")
     best = None
     if curves.best_epoch is not None and f1 is not None:
@@ -343,9 +409,17 @@ def _draw_dev(ax, curves: Curves) -> None:
         _mark_best(ax, curves)
     else:
         ax.axvline(curves.best_epoch, color="0.5", linestyle=":", linewidth=1.2)
-        ax.plot([curves.best_epoch], [100 * best], marker="*", markersize=15, color="tab:red",
-                markeredgecolor="black", markeredgewidth=0.6, linestyle="none",
-                label=f"best epoch {curves.best_epoch}: F1 {100 * best:.2f}")
+        ax.plot(
+            [curves.best_epoch],
+            [100 * best],
+            marker="*",
+            markersize=15,
+            color="tab:red",
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            linestyle="none",
+            label=f"best epoch {curves.best_epoch}: F1 {100 * best:.2f}",
+        )
     ax.legend(loc="best", framealpha=0.9)
 
 
@@ -362,14 +436,29 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
         if stat == "p90" and f"{stem}.p10" in series:
             continue
         if stat == "p10" and f"{stem}.p90" in series:
-            ax.fill_between(curves.epochs, _values(values), _values(series[f"{stem}.p90"]),
-                            color=colour, alpha=0.15, label=f"{stem} p10-p90")
+            ax.fill_between(
+                curves.epochs,
+                _values(values),
+                _values(series[f"{stem}.p90"]),
+                color=colour,
+                alpha=0.15,
+                label=f"{stem} p10-p90",
+            )
         else:
-            ax.plot(curves.epochs, _values(values), marker=marker, color=colour, label=name,
-                    linestyle="--" if stat == "p50" else "-")
+            ax.plot(
+                curves.epochs,
+                _values(values),
+                marker=marker,
+                color=colour,
+                label=name,
+                linestyle="--" if stat == "p50" else "-",
+            )
     positive = [v for values in series.values() for v in values if v is not None and v > 0]
-    if positive and len(positive) == sum(v is not None for vs in series.values() for v in vs) \
-            and max(positive) >= LOG_SPAN * min(positive):
+    if (
+        positive
+        and len(positive) == sum(v is not None for vs in series.values() for v in vs)
+        and max(positive) >= LOG_SPAN * min(positive)
+    ):
         ax.set_yscale("log")
     _mark_best(ax, curves)
     ax.legend(fontsize="small", loc="best", ncols=2 if len(series) > 6 else 1)

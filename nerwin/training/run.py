@@ -1,4 +1,5 @@
 """TrainingRun: a run directory, its data and model, epochs, checkpoints, resume and interruption."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -18,18 +19,32 @@ from nerwin.data.caps import N_CAPS
 from nerwin.data.conll import Corpus, location_labels, read_conll
 from nerwin.data.embeddings import load_vectors
 from nerwin.data.features import TokenFeature
-from nerwin.training.diagnostics import probe_sample
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, ModelError, NerwinError
-from nerwin.training.heap import keep_freed_memory
+from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
+from nerwin.files.versions import versions
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model.classifier import ModelShape, WindowClassifier
-from nerwin.model.folder import LINK, is_staging, load_model, model_dir_problem, remove_model_dir, save_model
-from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
+from nerwin.model.folder import (
+    LINK,
+    is_staging,
+    load_model,
+    model_dir_problem,
+    remove_model_dir,
+    save_model,
+)
 from nerwin.model.tagger import Tagger
-from nerwin.training.loop import EpochReport, Interrupted, Progress, TrainingData, TrainState, train_epochs
-from nerwin.files.versions import versions
+from nerwin.training.diagnostics import probe_sample
+from nerwin.training.heap import keep_freed_memory
+from nerwin.training.loop import (
+    EpochReport,
+    Interrupted,
+    Progress,
+    TrainingData,
+    TrainState,
+    train_epochs,
+)
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
@@ -40,13 +55,20 @@ RUN_FILES = ("metrics.jsonl", "config.yaml")  # the files training writes into a
 class TrainingInterrupted(NerwinError):
     """Training was stopped by a signal after writing a resumable checkpoint."""
 
-    def __init__(self, out_dir: Path, state: TrainState, signal_name: str,
-                 member: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        state: TrainState,
+        signal_name: str,
+        member: tuple[int, int] | None = None,
+    ):
         self.signal_name, self.state, self.member = signal_name, state, member
         which = f"member {member[0]} of {member[1]}, " if member else ""
         then = f" (continues member {member[0]})" if member else ""
-        super().__init__(f"{signal_name}: stopped in {which}epoch {state.epoch} after {state.step} steps; "
-                         f"checkpoint saved; resume with: nerwin train --resume {out_dir}{then}")
+        super().__init__(
+            f"{signal_name}: stopped in {which}epoch {state.epoch} after {state.step} steps; "
+            f"checkpoint saved; resume with: nerwin train --resume {out_dir}{then}"
+        )
 
 
 @dataclass
@@ -65,15 +87,27 @@ class TrainResult:
 def read_corpus(path: str, config: Config) -> Corpus:
     """Read a CoNLL corpus with the config's columns and scheme."""
     d = config.data
-    return read_conll(resolve_data_path(path), word_column=d.word_column, tag_column=d.tag_column,
-                      scheme=d.scheme, keep_columns=False)
+    return read_conll(
+        resolve_data_path(path),
+        word_column=d.word_column,
+        tag_column=d.tag_column,
+        scheme=d.scheme,
+        keep_columns=False,
+    )
 
 
 class TrainingRun:
     """One training run: data and model are prepared on creation; `epochs()` trains."""
 
-    def __init__(self, config: Config, out_dir: str | Path | None = None, force: bool = False,
-                 init_from: str | Path | None = None, *, _resume: bool = False):
+    def __init__(
+        self,
+        config: Config,
+        out_dir: str | Path | None = None,
+        force: bool = False,
+        init_from: str | Path | None = None,
+        *,
+        _resume: bool = False,
+    ):
         self.config, self.started = config, time.perf_counter()
         self.out_dir = Path(out_dir) if out_dir else default_run_dir()
         keep_freed_memory()  # training allocates the same arrays every step: keep their pages
@@ -90,7 +124,9 @@ class TrainingRun:
         if not _resume:
             self.tagger = self._initial_tagger(init_from)
             self._prepare_data()
-            create_out_dir(self.out_dir, force, self.config)  # only now: every input was read and checked
+            create_out_dir(
+                self.out_dir, force, self.config
+            )  # only now: every input was read and checked
 
     @classmethod
     def resume(cls, out_dir: str | Path) -> TrainingRun:
@@ -103,14 +139,18 @@ class TrainingRun:
         tagger, config, meta = load_model(checkpoint)
         state = _train_state(meta, checkpoint)
         run = cls(config, out_dir, _resume=True)
-        run.finished = state.epoch > config.train.epochs or state.since_best >= config.train.patience
+        run.finished = (
+            state.epoch > config.train.epochs or state.since_best >= config.train.patience
+        )
         run.tagger = tagger
         run.state = state
         run._prepare_data()
         if run.finished:
             run.notes.append(f"{out_dir}: the run already finished; nothing to resume")
         else:
-            run.notes.append(f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}")
+            run.notes.append(
+                f"resuming {out_dir} at epoch {run.state.epoch}, step {run.state.step}"
+            )
         return run
 
     def _check_location_types(self) -> None:
@@ -119,15 +159,20 @@ class TrainingRun:
         if not present & wanted:
             self.notes.append(
                 f"warning: {self.train_corpus.path}: no entity of type {', '.join(sorted(wanted))} "
-                f"(types present: {', '.join(sorted(present)) or 'none'}); check data.location_types")
+                f"(types present: {', '.join(sorted(present)) or 'none'}); check data.location_types"
+            )
 
     def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
         if init_from is not None:
             return self._continue_from(Path(init_from))
         vocab, embeddings = self._vocab_and_vectors()
         features = self._fit_features()
-        return Tagger(self._new_model(vocab, embeddings, features), vocab, self.config.train.threshold,
-                      features)
+        return Tagger(
+            self._new_model(vocab, embeddings, features),
+            vocab,
+            self.config.train.threshold,
+            features,
+        )
 
     def _fit_features(self) -> dict[str, TokenFeature]:
         """Suffix and shape vocabularies from the training words, for the enabled features."""
@@ -137,80 +182,134 @@ class TrainingRun:
 
     def _vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
         d = self.config.data
-        vocab = build_vocab((s.words for s in self.train_corpus.sentences), d.lowercase, d.digits,
-                            d.min_count, d.max_vocab)
+        vocab = build_vocab(
+            (s.words for s in self.train_corpus.sentences),
+            d.lowercase,
+            d.digits,
+            d.min_count,
+            d.max_vocab,
+        )
         if not d.vectors:
-            self.notes.append(f"vocabulary: {len(vocab):,} words from {self.train_corpus.path}; random vectors")
+            self.notes.append(
+                f"vocabulary: {len(vocab):,} words from {self.train_corpus.path}; random vectors"
+            )
             return vocab, None
-        vectors = load_vectors(resolve_data_path(d.vectors), vocab.words, extra_top_n=d.vectors_extend,
-                               cache_dir=cache_dir(), seed=self.config.train.seed)
+        vectors = load_vectors(
+            resolve_data_path(d.vectors),
+            vocab.words,
+            extra_top_n=d.vectors_extend,
+            cache_dir=cache_dir(),
+            seed=self.config.train.seed,
+        )
         if vectors.dim != self.config.model.embedding_dim:
-            raise ConfigError(f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
-                              f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}")
+            raise ConfigError(
+                f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
+                f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}"
+            )
         trained_words = len(vocab)
         vocab, matrix = _extend_with_vectors(vocab, vectors.words, vectors.matrix)
         self.notes.append(vectors.coverage.summary())
         if vectors.coverage.found == 0:
-            self.notes.append(f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
-                              "and data.lowercase")
-        self.notes.append(f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
-                          f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})")
+            self.notes.append(
+                f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
+                "and data.lowercase"
+            )
+        self.notes.append(
+            f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
+            f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})"
+        )
         return vocab, matrix
 
-    def _new_model(self, vocab: Vocab, embeddings: np.ndarray | None,
-                   features: dict[str, TokenFeature]) -> WindowClassifier:
+    def _new_model(
+        self, vocab: Vocab, embeddings: np.ndarray | None, features: dict[str, TokenFeature]
+    ) -> WindowClassifier:
         m = self.config.model
         dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
         extra = tuple((name, len(f), dims[name]) for name, f in features.items())
-        shape = ModelShape(len(vocab), m.embedding_dim, m.window, tuple(m.hidden), m.activation,
-                           m.caps_dim, N_CAPS if m.caps_dim else 0, extra=extra, aux_types=self._aux_types())
+        shape = ModelShape(
+            len(vocab),
+            m.embedding_dim,
+            m.window,
+            tuple(m.hidden),
+            m.activation,
+            m.caps_dim,
+            N_CAPS if m.caps_dim else 0,
+            extra=extra,
+            aux_types=self._aux_types(),
+        )
         return WindowClassifier.initialise(shape, self.rng, embeddings, m.embedding_init)
 
     def _aux_types(self) -> tuple[str, ...]:
         """The training corpus's other entity types, each given a head when train.aux_weight > 0."""
         if self.config.train.aux_weight == 0:
             return ()
-        types = tuple(sorted(set(self.train_corpus.entity_types) - set(self.config.data.location_types)))
+        types = tuple(
+            sorted(set(self.train_corpus.entity_types) - set(self.config.data.location_types))
+        )
         if not types:
-            self.notes.append(f"warning: {self.train_corpus.path}: no entity type besides the locations; "
-                              "train.aux_weight has nothing to learn from")
+            self.notes.append(
+                f"warning: {self.train_corpus.path}: no entity type besides the locations; "
+                "train.aux_weight has nothing to learn from"
+            )
         return types
 
     def _continue_from(self, model_dir: Path) -> Tagger:
         """A trained model whose vocabulary is extended with the new training words."""
         tagger, old_config, _ = load_model(model_dir)
         if tagger.members:
-            raise ConfigError(f"{model_dir}: an ensemble of {len(tagger.models)}; --init-from continues one "
-                              f"model, e.g. {model_dir.parent / 'members' / '1' / 'model'}")
-        self.config = replace(self.config, model=old_config.model,
-                              data=replace(self.config.data, lowercase=old_config.data.lowercase,
-                                           digits=old_config.data.digits))
+            raise ConfigError(
+                f"{model_dir}: an ensemble of {len(tagger.models)}; --init-from continues one "
+                f"model, e.g. {model_dir.parent / 'members' / '1' / 'model'}"
+            )
+        self.config = replace(
+            self.config,
+            model=old_config.model,
+            data=replace(
+                self.config.data, lowercase=old_config.data.lowercase, digits=old_config.data.digits
+            ),
+        )
         vocab = tagger.vocab.extend(w for s in self.train_corpus.sentences for w in s.words)
         old = tagger.model.params["E"].data
         new_rows = self.rng.normal(0.0, float(old.std()), (len(vocab) - len(old), old.shape[1]))
         params = dict(tagger.model.params)
-        params["E"] = Tensor(np.concatenate([old, new_rows.astype(old.dtype)]), requires_grad=True, name="E")
+        params["E"] = Tensor(
+            np.concatenate([old, new_rows.astype(old.dtype)]), requires_grad=True, name="E"
+        )
         shape = replace(tagger.model.shape, vocab_size=len(vocab))
-        self.notes.append(f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
-                          f"to its {len(old):,}; model settings taken from that model")
+        self.notes.append(
+            f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
+            f"to its {len(old):,}; model settings taken from that model"
+        )
         if self.config.train.aux_weight > 0 and not shape.aux_types:
-            self.notes.append(f"warning: train.aux_weight is ignored: the model's heads come from "
-                              f"{model_dir}, which has no heads for other entity types")
-        return Tagger(WindowClassifier(shape, params), vocab, self.config.train.threshold,
-                      tagger.features)
+            self.notes.append(
+                f"warning: train.aux_weight is ignored: the model's heads come from "
+                f"{model_dir}, which has no heads for other entity types"
+            )
+        return Tagger(
+            WindowClassifier(shape, params), vocab, self.config.train.threshold, tagger.features
+        )
 
     def _prepare_data(self) -> None:
         """Training windows and labels, dev windows and the evaluator."""
         if self.config.train.embedding_lr_scale == 0:
             self.tagger.model.params["E"].requires_grad = False
         windows = self.tagger.encode([s.words for s in self.train_corpus.sentences])
-        labels = location_labels(self.train_corpus, self.config.data.location_types).astype(np.float32)
+        labels = location_labels(self.train_corpus, self.config.data.location_types).astype(
+            np.float32
+        )
         aux_types = self.tagger.model.shape.aux_types
-        aux = (np.stack([location_labels(self.train_corpus, (t,)) for t in aux_types], axis=1)
-               .astype(np.float32) if aux_types else None)
+        aux = (
+            np.stack([location_labels(self.train_corpus, (t,)) for t in aux_types], axis=1).astype(
+                np.float32
+            )
+            if aux_types
+            else None
+        )
         self.data = TrainingData(windows, labels, self.tagger.vocab.counts == 1, aux)
-        self.notes.append(f"train: {len(labels):,} windows ({int(labels.sum()):,} location tokens) "
-                          f"from {len(windows.lengths):,} sentences")
+        self.notes.append(
+            f"train: {len(labels):,} windows ({int(labels.sum()):,} location tokens) "
+            f"from {len(windows.lengths):,} sentences"
+        )
         dev = self.dev_corpus
         self.evaluator = LocationEvaluator(dev, self.config.data.location_types) if dev else None
         self.dev_windows = self.tagger.encode([s.words for s in dev.sentences]) if dev else None
@@ -233,9 +332,17 @@ class TrainingRun:
         evaluate = self.evaluate if self.evaluator else None
         with _stop_on_signals() as stop:
             try:
-                for report, state in train_epochs(self.tagger.model, self.data, self.config.train, evaluate,
-                                                  self.rng, progress, self.state, stop.requested,
-                                                  self.probe):
+                for report, state in train_epochs(
+                    self.tagger.model,
+                    self.data,
+                    self.config.train,
+                    evaluate,
+                    self.rng,
+                    progress,
+                    self.state,
+                    stop.requested,
+                    self.probe,
+                ):
                     self.state = state
                     self._record(report)
                     yield report
@@ -264,12 +371,20 @@ class TrainingRun:
                 threshold, scores = self._tune_threshold(tagger)
                 tagger.threshold = threshold
                 save_model(self.out_dir / "model", tagger, self.config, meta)
-        return TrainResult(self.out_dir, int(meta.get("epoch", 0)), scores, threshold,
-                           time.perf_counter() - self.started, self.reports)
+        return TrainResult(
+            self.out_dir,
+            int(meta.get("epoch", 0)),
+            scores,
+            threshold,
+            time.perf_counter() - self.started,
+            self.reports,
+        )
 
     def _tune_threshold(self, tagger: Tagger) -> tuple[float, Scores]:
         probs = tagger.window_probabilities(self.dev_windows)
-        scored = [(self.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in THRESHOLDS]
+        scored = [
+            (self.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in THRESHOLDS
+        ]
         scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
         return threshold, scores
 
@@ -279,8 +394,9 @@ def _train_state(meta: dict, checkpoint: Path) -> TrainState:
     try:
         return TrainState.from_dict(meta["train_state"])
     except (KeyError, TypeError):
-        raise ModelError(f"{checkpoint}: meta.json has no valid train_state; "
-                         "not a resumable checkpoint") from None
+        raise ModelError(
+            f"{checkpoint}: meta.json has no valid train_state; not a resumable checkpoint"
+        ) from None
 
 
 class _StopFlag:
@@ -314,7 +430,9 @@ def _stop_on_signals() -> Iterator[_StopFlag]:
             signal.signal(signum, handler)
 
 
-def _extend_with_vectors(vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray) -> tuple[Vocab, np.ndarray]:
+def _extend_with_vectors(
+    vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray
+) -> tuple[Vocab, np.ndarray]:
     """Append the vector file's extra words (normalised, first form kept) to vocab and rows."""
     extra_rows = {}
     for row in range(len(vocab), len(words)):
@@ -341,14 +459,17 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise NerwinError(f"{out_dir}: already holds files; pass --force to overwrite, "
-                          "--resume to continue it, or another --out")
+        raise NerwinError(
+            f"{out_dir}: already holds files; pass --force to overwrite, "
+            "--resume to continue it, or another --out"
+        )
     ancestor = out_dir.absolute()
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise NerwinError(f"{out_dir}: cannot write the output directory ({ancestor} is not a "
-                          "writable directory)")
+        raise NerwinError(
+            f"{out_dir}: cannot write the output directory ({ancestor} is not a writable directory)"
+        )
     if force and out_dir.is_dir():
         check_outputs(out_dir, new_run=True)
 
@@ -392,11 +513,16 @@ def _member_problem(member: Path) -> tuple[Path, str] | None:
 def _model_dirs(run_dir: Path) -> list[Path]:
     """RUN/model, RUN/last and the staging folders of their saves."""
     names = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
-    return [run_dir / name for model in ("model", CHECKPOINT)
-            for name in (model, *(n for n in names if is_staging(n, model)))]
+    return [
+        run_dir / name
+        for model in ("model", CHECKPOINT)
+        for name in (model, *(n for n in names if is_staging(n, model)))
+    ]
 
 
-def create_out_dir(out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()) -> None:
+def create_out_dir(
+    out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()
+) -> None:
     """Create the run folder (checked by check_out_dir), clear old outputs if forced, save the config."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -404,8 +530,10 @@ def create_out_dir(out_dir: Path, force: bool, config: Config, keep_members: tup
             clear_outputs(out_dir, keep_members)
         save_config(config, out_dir / "config.yaml")
     except OSError as err:
-        raise NerwinError(f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
-                          f"({err.strerror})") from None
+        raise NerwinError(
+            f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
+            f"({err.strerror})"
+        ) from None
 
 
 def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:

@@ -1,11 +1,22 @@
 """Capitalisation classes, including non-ASCII words, and the vectorised encoder."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nerwin.data.caps import (ALL_LOWER, ALL_UPPER, CAPS_NAMES, CAPS_PAD, FIRST_UPPER, N_CAPS,
-                              NO_LETTERS, UPPER_INSIDE, caps_id, encode_caps)
+from nerwin.data.caps import (
+    ALL_LOWER,
+    ALL_UPPER,
+    CAPS_NAMES,
+    CAPS_PAD,
+    FIRST_UPPER,
+    N_CAPS,
+    NO_LETTERS,
+    UPPER_INSIDE,
+    caps_id,
+    encode_caps,
+)
 
 
 def test_caps_ids_distinct_and_named() -> None:
@@ -14,27 +25,55 @@ def test_caps_ids_distinct_and_named() -> None:
     assert len(CAPS_NAMES) == N_CAPS
 
 
-@pytest.mark.parametrize(("word", "expected"), [
-    ("paris", ALL_LOWER), ("in", ALL_LOWER), ("3rd", ALL_LOWER), ("e-mail", ALL_LOWER),
-    ("'s", ALL_LOWER),
-    ("NATO", ALL_UPPER), ("USA", ALL_UPPER), ("U.S.", ALL_UPPER), ("A", ALL_UPPER),
-    ("F-16", ALL_UPPER),
-    ("Paris", FIRST_UPPER), ("London", FIRST_UPPER), ("I'm", FIRST_UPPER),
-    ("iPhone", UPPER_INSIDE), ("McDonald", UPPER_INSIDE), ("eBay", UPPER_INSIDE),
-    ("NaN", UPPER_INSIDE),
-    ("1996", NO_LETTERS), (",", NO_LETTERS), ("3.14", NO_LETTERS), ("--", NO_LETTERS),
-    ("", NO_LETTERS),
-])
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("paris", ALL_LOWER),
+        ("in", ALL_LOWER),
+        ("3rd", ALL_LOWER),
+        ("e-mail", ALL_LOWER),
+        ("'s", ALL_LOWER),
+        ("NATO", ALL_UPPER),
+        ("USA", ALL_UPPER),
+        ("U.S.", ALL_UPPER),
+        ("A", ALL_UPPER),
+        ("F-16", ALL_UPPER),
+        ("Paris", FIRST_UPPER),
+        ("London", FIRST_UPPER),
+        ("I'm", FIRST_UPPER),
+        ("iPhone", UPPER_INSIDE),
+        ("McDonald", UPPER_INSIDE),
+        ("eBay", UPPER_INSIDE),
+        ("NaN", UPPER_INSIDE),
+        ("1996", NO_LETTERS),
+        (",", NO_LETTERS),
+        ("3.14", NO_LETTERS),
+        ("--", NO_LETTERS),
+        ("", NO_LETTERS),
+    ],
+)
 def test_caps_classes(word: str, expected: int) -> None:
     assert caps_id(word) == expected, CAPS_NAMES[caps_id(word)]
 
 
-@pytest.mark.parametrize(("word", "expected"), [
-    ("Zürich", FIRST_UPPER), ("Ölberg", FIRST_UPPER), ("ÉCOLE", ALL_UPPER), ("ZÜRICH", ALL_UPPER),
-    ("zürich", ALL_LOWER), ("straße", ALL_LOWER), ("Москва", FIRST_UPPER), ("МОСКВА", ALL_UPPER),
-    ("αθήνα", ALL_LOWER), ("McDÖNALD", UPPER_INSIDE), ("éCOLE", UPPER_INSIDE), ("北京", ALL_LOWER),
-    ("٣٤", NO_LETTERS),
-])
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("Zürich", FIRST_UPPER),
+        ("Ölberg", FIRST_UPPER),
+        ("ÉCOLE", ALL_UPPER),
+        ("ZÜRICH", ALL_UPPER),
+        ("zürich", ALL_LOWER),
+        ("straße", ALL_LOWER),
+        ("Москва", FIRST_UPPER),
+        ("МОСКВА", ALL_UPPER),
+        ("αθήνα", ALL_LOWER),
+        ("McDÖNALD", UPPER_INSIDE),
+        ("éCOLE", UPPER_INSIDE),
+        ("北京", ALL_LOWER),
+        ("٣٤", NO_LETTERS),
+    ],
+)
 def test_caps_non_ascii(word: str, expected: int) -> None:
     assert caps_id(word) == expected, CAPS_NAMES[caps_id(word)]
 

@@ -1,4 +1,5 @@
 """Tests for nerwin.data.conll: reading edge cases, errors with file:line, writing, round trips."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nerwin.data.conll import (
-    Corpus, Sentence, location_labels, location_spans, parse_conll, read_conll, write_conll,
+    Corpus,
+    Sentence,
+    location_labels,
+    location_spans,
+    parse_conll,
+    read_conll,
+    write_conll,
 )
 from nerwin.errors import ConfigError, DataError
 
@@ -40,7 +47,10 @@ def _write(tmp_path, content: str | bytes, name: str = "c.txt"):
 def test_conll_docstart_skipped_and_last_sentence_kept(tmp_path):
     corpus = read_conll(_write(tmp_path, FOUR))
     assert [s.words for s in corpus.sentences] == [
-        ("EU", "rejects", "German"), ("Peter", "Blackburn"), ("BRUSSELS",)]
+        ("EU", "rejects", "German"),
+        ("Peter", "Blackburn"),
+        ("BRUSSELS",),
+    ]
     assert corpus.sentences[2].tags == ("B-LOC",)
     assert [s.line for s in corpus.sentences] == [3, 7, 10]
     assert corpus.sentences[0].columns[0] == ("EU", "NNP", "B-NP", "B-ORG")
@@ -157,9 +167,12 @@ def test_conll_parse_streams_str_and_bytes_lines():
 
 
 def test_conll_write_appends_predicted_column():
-    sentences = [Sentence(("EU", "rejects"), ("B-ORG", "O"), (("EU", "NNP", "B-ORG"),
-                                                             ("rejects", "VBZ", "O")), 1),
-                 Sentence(("Paris",), (), (), 5)]
+    sentences = [
+        Sentence(
+            ("EU", "rejects"), ("B-ORG", "O"), (("EU", "NNP", "B-ORG"), ("rejects", "VBZ", "O")), 1
+        ),
+        Sentence(("Paris",), (), (), 5),
+    ]
     out = io.StringIO()
     write_conll(sentences, [["O", "O"], ["B-LOC"]], out)
     assert out.getvalue() == "EU NNP B-ORG O\nrejects VBZ O O\n\nParis B-LOC\n\n"
@@ -177,7 +190,8 @@ def test_conll_location_labels(tmp_path):
 
 
 WORD = st.text(st.characters(blacklist_categories=("C", "Z")), min_size=1, max_size=6).filter(
-    lambda w: w != "-DOCSTART-")
+    lambda w: w != "-DOCSTART-"
+)
 TAG = st.sampled_from(["O", "B-LOC", "I-LOC", "B-PER", "I-PER"])
 
 

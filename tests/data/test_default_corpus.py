@@ -1,4 +1,5 @@
 """Sanity checks for the bundled corpus in data/default: format, IOB2, sizes, tokenization."""
+
 from __future__ import annotations
 
 from pathlib import Path

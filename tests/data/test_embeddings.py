@@ -1,4 +1,5 @@
 """Tests for nerwin.data.embeddings: formats, detection, lookup levels, errors and the cache."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """encode_sentences: word and caps windows aligned with the sentences' tokens."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,9 @@ def test_encode_pads_words_with_edges_and_caps_with_pad() -> None:
     data = encode_sentences(SENTENCES, vocab, 5, with_caps=True)
     oslo = data.words[-1]
     np.testing.assert_array_equal(oslo, [START_ID, START_ID, vocab.index["oslo"], END_ID, END_ID])
-    np.testing.assert_array_equal(data.caps[-1], [CAPS_PAD, CAPS_PAD, encode_caps(["Oslo"])[0],
-                                                  CAPS_PAD, CAPS_PAD])
+    np.testing.assert_array_equal(
+        data.caps[-1], [CAPS_PAD, CAPS_PAD, encode_caps(["Oslo"])[0], CAPS_PAD, CAPS_PAD]
+    )
     pads = (data.words == START_ID) | (data.words == END_ID)
     np.testing.assert_array_equal(data.caps == CAPS_PAD, pads)  # caps pad exactly where words pad
 

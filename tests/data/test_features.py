@@ -1,18 +1,29 @@
 """Tests for the suffix and word-shape features."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nerwin.model.checks import check_model, check_model_by_hand, demo_batch, demo_extra, demo_model
 from nerwin.data.encode import encode_sentences
 from nerwin.data.features import PAD_ID, UNK_ID, TokenFeature, word_shape, word_suffix
 from nerwin.data.vocab import build_vocab
+from nerwin.model.checks import check_model, check_model_by_hand, demo_batch, demo_extra, demo_model
 
 
-@pytest.mark.parametrize("word, shape", [("Paris", "Xx"), ("U.S.", "X.X."), ("1996-08-22", "d-d-d"),
-                                         ("McDonald", "XxXx"), ("iPhone", "xXx"), ("São", "Xx"),
-                                         (",", ","), ("LONDON", "X")])
+@pytest.mark.parametrize(
+    "word, shape",
+    [
+        ("Paris", "Xx"),
+        ("U.S.", "X.X."),
+        ("1996-08-22", "d-d-d"),
+        ("McDonald", "XxXx"),
+        ("iPhone", "xXx"),
+        ("São", "Xx"),
+        (",", ","),
+        ("LONDON", "X"),
+    ],
+)
 def test_features_word_shape(word: str, shape: str) -> None:
     assert word_shape(word) == shape
 
@@ -45,7 +56,13 @@ def test_features_gradients_of_feature_tables(rng: np.random.Generator, activati
     words, caps, labels = demo_batch(rng, model)
     extra = demo_extra(rng, model)
     results = check_model(model, words, caps, labels, rng, extra) + check_model_by_hand(
-        model, words, caps, labels, 1e-6, extra)
+        model, words, caps, labels, 1e-6, extra
+    )
     names = {r.name for r in results}
-    assert {"model dJ/dsuffix", "model dJ/dshape", "by hand dJ/dsuffix", "by hand dJ/dshape"} <= names
+    assert {
+        "model dJ/dsuffix",
+        "model dJ/dshape",
+        "by hand dJ/dsuffix",
+        "by hand dJ/dshape",
+    } <= names
     assert all(r.ok for r in results), [r.line() for r in results if not r.ok]

@@ -1,14 +1,15 @@
 """data report: counts match hand-counted fixtures; problems exit 1; vectors coverage; CLI."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from _trained import assert_ok, assert_user_error, invoke
-from nerwin.data.report import corpus_stats, data_report, render_report
+
 from nerwin.data.conll import read_conll
+from nerwin.data.report import corpus_stats, data_report, render_report
 from nerwin.errors import DataError
 
 # Lines: 1 DOCSTART, 2 blank, 3-7 sentence 1, 8 blank, 9-14 sentence 2, 15 blank, 16-22 sentence 3.
@@ -108,8 +109,9 @@ def test_datareport_empty_corpus_raises(tmp_path: Path) -> None:
 
 def test_datareport_iob1_and_iobes_malformed(tmp_path: Path) -> None:
     iob1 = tmp_path / "iob1.txt"
-    iob1.write_text("In O\nNew I-LOC\nYork I-LOC\nand O\nBonn I-LOC\nB-less B-LOC\n",
-                    encoding="utf-8")
+    iob1.write_text(
+        "In O\nNew I-LOC\nYork I-LOC\nand O\nBonn I-LOC\nB-less B-LOC\n", encoding="utf-8"
+    )
     stats = corpus_stats(read_conll(iob1), ["LOC"])
     assert (stats.scheme, stats.malformed, stats.entities) == ("IOB1", 0, {"LOC": 3})
     iobes = tmp_path / "iobes.txt"
@@ -121,13 +123,15 @@ def test_datareport_iob1_and_iobes_malformed(tmp_path: Path) -> None:
 def test_datareport_render_and_json(files: dict[str, Path]) -> None:
     report = data_report(files["train"], files["dev"], files["vectors"])
     text = render_report(report)
-    for needle in ("train size              3 sentences, 18 tokens",
-                   "train entities          LOC 3, ORG 1, PER 1",
-                   "train locations         3 entities, 5 tokens (27.78% of tokens)",
-                   "dev out of vocabulary   22.22% of tokens (2), 50.00% of location tokens",
-                   "dev sentences in train  1 of 2 (50.00%)",
-                   "vector coverage         3 of 16 (18.75%): 1 exact, 1 lowercase, "
-                   "1 digit-normalised, 13 missing"):
+    for needle in (
+        "train size              3 sentences, 18 tokens",
+        "train entities          LOC 3, ORG 1, PER 1",
+        "train locations         3 entities, 5 tokens (27.78% of tokens)",
+        "dev out of vocabulary   22.22% of tokens (2), 50.00% of location tokens",
+        "dev sentences in train  1 of 2 (50.00%)",
+        "vector coverage         3 of 16 (18.75%): 1 exact, 1 lowercase, "
+        "1 digit-normalised, 13 missing",
+    ):
         assert needle in text, text
     record = json.loads(json.dumps(report.to_dict()))
     assert record["train"]["entities"] == {"LOC": 3, "ORG": 1, "PER": 1}

@@ -1,4 +1,5 @@
 """Tests for nerwin.data.schemes: scheme names, detection, spans and binary runs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,15 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
 from nerwin.data.schemes import (
-    SCHEMES, binary_to_spans, detect_scheme, normalise_scheme, spans_to_binary, spans_to_iob2,
-    spans_to_tags, tags_to_spans, validate_tag,
+    SCHEMES,
+    binary_to_spans,
+    detect_scheme,
+    normalise_scheme,
+    spans_to_binary,
+    spans_to_iob2,
+    spans_to_tags,
+    tags_to_spans,
+    validate_tag,
 )
 from nerwin.errors import ConfigError
 
@@ -21,7 +29,7 @@ ENCODED = {
 }
 # IO cannot separate adjacent same-type entities, so it gets its own fixture.
 IO_SPANS = [(0, 2, "LOC"), (3, 4, "PER"), (4, 6, "LOC")]
-IO_TAGS = "I-LOC I-LOC O I-PER I-LOC I-LOC".split()
+IO_TAGS = ["I-LOC", "I-LOC", "O", "I-PER", "I-LOC", "I-LOC"]
 
 
 def _seqeval_spans(tags: list[str]) -> list[tuple[int, int, str]]:
@@ -48,8 +56,9 @@ def test_schemes_io_spans():
     assert tags_to_spans(IO_TAGS, "IO") == IO_SPANS
 
 
-@pytest.mark.parametrize("scheme,expected", [
-    ("IOB1", "IOB1"), ("IOB2", "IOB2"), ("IOBES", "IOBES"), ("BILOU", "IOBES")])
+@pytest.mark.parametrize(
+    "scheme,expected", [("IOB1", "IOB1"), ("IOB2", "IOB2"), ("IOBES", "IOBES"), ("BILOU", "IOBES")]
+)
 def test_schemes_detect_each_scheme(scheme, expected):
     assert detect_scheme([ENCODED[scheme].split(), ["O"]]) == expected
 
@@ -101,8 +110,11 @@ def test_schemes_encode_decode_round_trip(rng, scheme):
         n = int(rng.integers(0, 15))
         spans = _random_spans(rng, n)
         if scheme == "IO":
-            spans = [s for i, s in enumerate(spans)
-                     if i == 0 or not (spans[i - 1][1] == s[0] and spans[i - 1][2] == s[2])]
+            spans = [
+                s
+                for i, s in enumerate(spans)
+                if i == 0 or not (spans[i - 1][1] == s[0] and spans[i - 1][2] == s[2])
+            ]
         assert tags_to_spans(spans_to_tags(spans, n, scheme), scheme) == spans
 
 
@@ -151,9 +163,17 @@ def test_schemes_binary_to_spans_edges():
         binary_to_spans(np.zeros((2, 2)))
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("iob2", "IOB2"), ("IOB1", "IOB1"), ("bioes", "IOBES"), ("BILOU", "IOBES"), ("io", "IO"),
-    ("BIO", "IOB2")])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("iob2", "IOB2"),
+        ("IOB1", "IOB1"),
+        ("bioes", "IOBES"),
+        ("BILOU", "IOBES"),
+        ("io", "IO"),
+        ("BIO", "IOB2"),
+    ],
+)
 def test_schemes_normalise_aliases(name, expected):
     assert normalise_scheme(name) == expected
 
@@ -163,9 +183,25 @@ def test_schemes_normalise_unknown_raises_config_error():
         normalise_scheme("IOB3")
 
 
-@pytest.mark.parametrize("tag,valid", [
-    ("O", True), ("B-LOC", True), ("I-LOC", True), ("E-LOC", True), ("S-LOC", True),
-    ("L-LOC", True), ("U-LOC", True), ("B-GPE-LOC", True), ("X-LOC", False), ("LOC", False),
-    ("B-", False), ("", False), ("o", False), ("BLOC", False), ("-LOC", False)])
+@pytest.mark.parametrize(
+    "tag,valid",
+    [
+        ("O", True),
+        ("B-LOC", True),
+        ("I-LOC", True),
+        ("E-LOC", True),
+        ("S-LOC", True),
+        ("L-LOC", True),
+        ("U-LOC", True),
+        ("B-GPE-LOC", True),
+        ("X-LOC", False),
+        ("LOC", False),
+        ("B-", False),
+        ("", False),
+        ("o", False),
+        ("BLOC", False),
+        ("-LOC", False),
+    ],
+)
 def test_schemes_validate_tag(tag, valid):
     assert validate_tag(tag) is valid

@@ -1,6 +1,8 @@
 """Tests for nerwin.data.tokenize: CoNLL-style tokens, exact offsets, sentence splitting, speed."""
+
 from __future__ import annotations
 
+import itertools
 import random
 import time
 
@@ -28,7 +30,7 @@ def assert_offsets(text: str) -> None:
     for tok in toks:
         assert tok.text and text[tok.start : tok.end] == tok.text
         assert not any(ch.isspace() for ch in tok.text)
-    assert all(a.end <= b.start for a, b in zip(toks, toks[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(toks))
     assert "".join(tok.text for tok in toks) == "".join(text.split())
 
 
@@ -76,10 +78,14 @@ def test_tokenize_examples(text: str, expected: str) -> None:
         ("(He left.) She stayed.", "( He left . ) | She stayed ."),
         ('It ended. "Why?" he asked.', 'It ended . | " Why ? " he asked .'),
         ("Shares of Acme Corp. The firm said", "Shares of Acme Corp. | The firm said"),
-        ("Born in St. Petersburg in Oct. 1990 to J. Smith.",
-         "Born in St. Petersburg in Oct. 1990 to J. Smith ."),
-        ("it rose 3.5 percent. in lower case it goes on",
-         "it rose 3.5 percent . in lower case it goes on"),
+        (
+            "Born in St. Petersburg in Oct. 1990 to J. Smith.",
+            "Born in St. Petersburg in Oct. 1990 to J. Smith .",
+        ),
+        (
+            "it rose 3.5 percent. in lower case it goes on",
+            "it rose 3.5 percent . in lower case it goes on",
+        ),
         ("Москва. Берлин.", "Москва . | Берлин ."),
     ],
 )
@@ -90,8 +96,10 @@ def test_tokenize_splits_sentences(text: str, expected: str) -> None:
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_tokenize_blank_line_always_splits(newline: str) -> None:
     text = f"LONDON 1996-08-30{newline} {newline}West Indian all-rounder{newline}took four"
-    assert sentences(text) == [["LONDON", "1996-08-30"], ["West", "Indian", "all-rounder", "took",
-                                                          "four"]]
+    assert sentences(text) == [
+        ["LONDON", "1996-08-30"],
+        ["West", "Indian", "all-rounder", "took", "four"],
+    ]
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n\t\r\n", "\u00a0\u2029 "])
@@ -120,10 +128,53 @@ def test_tokenize_iter_sentences_matches_tokenize() -> None:
 
 
 _PIECES = [
-    "Paris", "São", "Zürich", "Москва", "東京", "U.S.", "Mr.", "J.", "don't", "Paris's", "1,000",
-    "3.5", "1996-08-22", "$", "5", "%", "Kong-based", "http://a.org/x.", "a@b.com", ".", ",", "!",
-    "?", "...", "--", "(", ")", '"', "“", "”", "'", "’", "é", "\u0301", "\u200d", "🙂", "_", "-",
-    " ", " ", "  ", "\t", "\n", "\r\n", "\n\n", "\u00a0", "",
+    "Paris",
+    "São",
+    "Zürich",
+    "Москва",
+    "東京",
+    "U.S.",
+    "Mr.",
+    "J.",
+    "don't",
+    "Paris's",
+    "1,000",
+    "3.5",
+    "1996-08-22",
+    "$",
+    "5",
+    "%",
+    "Kong-based",
+    "http://a.org/x.",
+    "a@b.com",
+    ".",
+    ",",
+    "!",
+    "?",
+    "...",
+    "--",
+    "(",
+    ")",
+    '"',
+    "“",
+    "”",
+    "'",
+    "’",
+    "é",
+    "\u0301",
+    "\u200d",
+    "🙂",
+    "_",
+    "-",
+    " ",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\n\n",
+    "\u00a0",
+    "",
 ]
 
 
@@ -148,8 +199,14 @@ def test_tokenize_retokenizing_space_joined_tokens_is_stable(text: str) -> None:
 
 
 _PATHOLOGICAL = {  # unit strings repeated to a given size; each defeats a different alternative
-    "letters": "a", "a-dot": "a.", "a-plus": "a+", "quotes": "'", "digit-comma": "1,a",
-    "spaces": " ", "email-tail": "a@", "mixed": "Mr. A. b'c d@e.f http://g.h/i. 1,2 -- ",
+    "letters": "a",
+    "a-dot": "a.",
+    "a-plus": "a+",
+    "quotes": "'",
+    "digit-comma": "1,a",
+    "spaces": " ",
+    "email-tail": "a@",
+    "mixed": "Mr. A. b'c d@e.f http://g.h/i. 1,2 -- ",
 }
 
 

@@ -1,4 +1,5 @@
 """Vocab: specials, frequency order, cut-offs, normalisation, extend and save/load."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_vocab_min_count() -> None:
 def test_vocab_max_size() -> None:
     sentences = [["a"] * 5 + ["b"] * 3 + ["d"] * 2 + ["c"]]
     vocab = build_vocab(sentences, max_size=2)
-    assert vocab.words == list(SPECIALS) + ["a", "b"]
+    assert vocab.words == [*list(SPECIALS), "a", "b"]
     assert len(build_vocab(sentences, max_size=100)) == 3 + 4
 
 
@@ -101,10 +102,10 @@ def test_vocab_extend_keeps_ids_and_appends_once() -> None:
     before = list(vocab.words)
     bigger = vocab.extend(["Berlin", "berlin", "BERLIN", "Paris", "Rome", "1990", "2001"])
     assert bigger.words[: len(before)] == before
-    assert bigger.words[len(before):] == ["berlin", "rome"]  # 1990/2001 -> 0000, already present
+    assert bigger.words[len(before) :] == ["berlin", "rome"]  # 1990/2001 -> 0000, already present
     assert len(bigger.counts) == len(bigger)
     assert list(bigger.counts[: len(before)]) == list(vocab.counts)
-    assert list(bigger.counts[len(before):]) == [0, 0]
+    assert list(bigger.counts[len(before) :]) == [0, 0]
     assert bigger.encode(["BERLIN"])[0] == len(before)
     assert vocab.words == before and "berlin" not in vocab.index  # the original is untouched
 
@@ -131,8 +132,20 @@ def test_vocab_save_load_round_trip(tmp_path: Path) -> None:
     assert (loaded.lowercase, loaded.digits) == (True, True)
 
 
-UNUSUAL = ["café", "e\u0301", "👍🏽", "\u200d", "שלום", "北京", "a\u00a0b", "ǆ", "i̇", "#",
-           "\\t", "x y"]
+UNUSUAL = [
+    "café",
+    "e\u0301",
+    "👍🏽",
+    "\u200d",
+    "שלום",
+    "北京",
+    "a\u00a0b",
+    "ǆ",
+    "i̇",
+    "#",
+    "\\t",
+    "x y",
+]
 
 
 def test_vocab_save_load_unusual_unicode(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """make_windows: one window per token, centre = token, pads only at sentence edges."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ def _reference(sentences: list[list[int]], window: int, start: int, end: int) ->
     rows = []
     for sentence in sentences:
         padded = [start] * half + list(sentence) + [end] * half
-        rows += [padded[i:i + window] for i in range(len(sentence))]
+        rows += [padded[i : i + window] for i in range(len(sentence))]
     return np.array(rows, dtype=np.int64).reshape(-1, window)
 
 
@@ -33,8 +34,9 @@ def _windows(sentences: list[list[int]], window: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("window", [1, 3, 5, 7])
-def test_windows_count_equals_tokens_and_centre_is_token(rng: np.random.Generator,
-                                                          window: int) -> None:
+def test_windows_count_equals_tokens_and_centre_is_token(
+    rng: np.random.Generator, window: int
+) -> None:
     sentences = _random_corpus(rng, 40, 12)
     flat = [i for s in sentences for i in s]
     windows = _windows(sentences, window)
@@ -67,8 +69,9 @@ def test_windows_pads_only_at_sentence_edges(rng: np.random.Generator, window: i
 def test_windows_match_reference_on_random_corpora(rng: np.random.Generator, window: int) -> None:
     for _ in range(10):
         sentences = _random_corpus(rng, int(rng.integers(1, 30)), int(rng.integers(1, 15)))
-        np.testing.assert_array_equal(_windows(sentences, window),
-                                      _reference(sentences, window, START, END))
+        np.testing.assert_array_equal(
+            _windows(sentences, window), _reference(sentences, window, START, END)
+        )
 
 
 def test_windows_one_token_sentences() -> None:
@@ -80,13 +83,16 @@ def test_windows_one_token_sentences() -> None:
 
 def test_windows_do_not_cross_sentences() -> None:
     windows = _windows([[10, 11], [20, 21, 22]], 5)
-    np.testing.assert_array_equal(windows, [
-        [1, 1, 10, 11, 2],
-        [1, 10, 11, 2, 2],
-        [1, 1, 20, 21, 22],
-        [1, 20, 21, 22, 2],
-        [20, 21, 22, 2, 2],
-    ])
+    np.testing.assert_array_equal(
+        windows,
+        [
+            [1, 1, 10, 11, 2],
+            [1, 10, 11, 2, 2],
+            [1, 1, 20, 21, 22],
+            [1, 20, 21, 22, 2],
+            [20, 21, 22, 2, 2],
+        ],
+    )
 
 
 def test_windows_pad_ids_are_parameters() -> None:

@@ -1,4 +1,5 @@
 """Tests for nerwin.engine.activations: erf accuracy, forwards vs numpy, logistic stability."""
+
 from __future__ import annotations
 
 import math
@@ -44,9 +45,13 @@ def test_activations_registry_has_all_nine():
 
 
 def test_activations_erf_matches_math_erf_float64():
-    x = np.concatenate([np.linspace(-8.0, 8.0, 160_001),
-                        np.arange(-6.0, 6.0, 1.0 / 256.0),  # table points and the midpoints
-                        [0.0, -0.0, 1e-300, -1e-300, 5.999999, 6.000001, -40.0, 1e3]])
+    x = np.concatenate(
+        [
+            np.linspace(-8.0, 8.0, 160_001),
+            np.arange(-6.0, 6.0, 1.0 / 256.0),  # table points and the midpoints
+            [0.0, -0.0, 1e-300, -1e-300, 5.999999, 6.000001, -40.0, 1e3],
+        ]
+    )
     got = erf(x)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, _math_erf(x), rtol=0, atol=1e-14)
@@ -62,8 +67,12 @@ def test_activations_erf_float32():
 
 @pytest.mark.parametrize("name", sorted(NUMPY_FORMULAS))
 def test_activations_forward_matches_numpy(name, rng):
-    x = np.concatenate([rng.normal(size=(5, 5)) * 3.0,
-                        [[0.0, 1.0, -1.0, 0.5, -0.5], [2.0, -2.0, 1e-8, -1e-8, 7.5]]])
+    x = np.concatenate(
+        [
+            rng.normal(size=(5, 5)) * 3.0,
+            [[0.0, 1.0, -1.0, 0.5, -0.5], [2.0, -2.0, 1e-8, -1e-8, 7.5]],
+        ]
+    )
     extra = [Tensor(_prelu_slope())] if name == "prelu" else []
     out = ACTIVATIONS[name].apply(Tensor(x), *extra)
     assert out.shape == x.shape and out.dtype == np.float64

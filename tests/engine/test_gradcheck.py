@@ -1,12 +1,18 @@
 """Tests for nerwin.engine.gradcheck: the numeric estimate, the error formula, negative controls."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from nerwin.engine import Function, RowSparseGrad, Tensor, gather
-from nerwin.engine.gradcheck import (MAX_COORDS, central_difference, check_gradients,
-                                     relative_error, sample_indices)
+from nerwin.engine.gradcheck import (
+    MAX_COORDS,
+    central_difference,
+    check_gradients,
+    relative_error,
+    sample_indices,
+)
 from nerwin.engine.tensor import Context
 
 
@@ -48,8 +54,9 @@ def test_gradcheck_relative_error_formula():
     analytic = np.array([3.0, 0.5, -2.0, 0.0, 1e-3])
     numeric = np.array([1.0, 0.2, -2.5, 1e-9, 2e-3])
     # |a - n| / max(1, |a|, |n|): 2/3, 0.3/1, 0.5/2.5, 1e-9/1, 1e-3/1
-    np.testing.assert_allclose(relative_error(analytic, numeric), [2 / 3, 0.3, 0.2, 1e-9, 1e-3],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        relative_error(analytic, numeric), [2 / 3, 0.3, 0.2, 1e-9, 1e-3], rtol=1e-12
+    )
     assert relative_error(np.array([7.0]), np.array([7.0]))[0] == 0.0
 
 
@@ -95,6 +102,7 @@ def test_gradcheck_large_tensor_sample_is_seeded(rng):
 
     def run():
         return check_gradients(lambda: (x * x).sum(), {"x": x})  # rng=None: a fixed default seed
+
     (a,), (b,) = run(), run()
     assert a == b and a.ok and a.checked == MAX_COORDS
 
@@ -111,6 +119,7 @@ def test_gradcheck_row_sparse_table_touched_rows_plus_one(rng):
 
     def loss() -> Tensor:
         return (gather(table, ids).exp() * weights).sum()
+
     loss().backward()
     assert isinstance(table.grad, RowSparseGrad)
     indices = sample_indices(table, table.grad.to_dense(), np.random.default_rng(0))

@@ -1,4 +1,5 @@
 """Tests for nerwin.engine.tensor: backward order, accumulation, no_grad, shape contract, dtypes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,12 @@ import pytest
 
 from nerwin.engine import Function, RowSparseGrad, Tensor, is_grad_enabled, maximum, no_grad
 from nerwin.engine.opcases import OP_CASES
-from nerwin.engine.tensor import (Context, GradientShapeError, parameters_zero_grad,
-                                  topological_order)
+from nerwin.engine.tensor import (
+    Context,
+    GradientShapeError,
+    parameters_zero_grad,
+    topological_order,
+)
 
 
 def _leaf(value, dtype=np.float64) -> Tensor:
@@ -105,7 +110,9 @@ def test_tensor_long_chain_has_no_recursion_error():
     x = x0
     for _ in range(10_000):
         x = x * 1.0001 + 0.0
-    assert len(topological_order(x)) == 20_000  # a Mul and an Add per step, each once (leaves left out)
+    assert (
+        len(topological_order(x)) == 20_000
+    )  # a Mul and an Add per step, each once (leaves left out)
     x.backward()
     np.testing.assert_allclose(x.item(), 1.0001**10_000, rtol=1e-12)
     np.testing.assert_allclose(float(x0.grad), 1.0001**10_000, rtol=1e-12)
@@ -131,9 +138,8 @@ def test_tensor_no_grad_builds_no_graph():
 
 def test_tensor_no_grad_restores_after_exception():
     a = _leaf(2.0)
-    with pytest.raises(RuntimeError, match="inside"):
-        with no_grad():
-            raise RuntimeError("inside no_grad")
+    with pytest.raises(RuntimeError, match="inside"), no_grad():
+        raise RuntimeError("inside no_grad")
     assert is_grad_enabled()
     with no_grad():
         with no_grad():
@@ -164,8 +170,9 @@ def _expected_broadcast_grad(weights: np.ndarray, shape: tuple[int, ...]) -> np.
     return expected
 
 
-@pytest.mark.parametrize("shape_a, shape_b", [((3, 4), (4,)), ((3, 1), (1, 4))],
-                         ids=["(3,4)+(4,)", "(3,1)+(1,4)"])
+@pytest.mark.parametrize(
+    "shape_a, shape_b", [((3, 4), (4,)), ((3, 1), (1, 4))], ids=["(3,4)+(4,)", "(3,1)+(1,4)"]
+)
 def test_tensor_broadcast_add_grads_have_parameter_shape(rng, shape_a, shape_b):
     a = Tensor(rng.normal(size=shape_a), requires_grad=True)
     b = Tensor(rng.normal(size=shape_b), requires_grad=True)
@@ -180,8 +187,9 @@ def test_tensor_broadcast_add_grads_have_parameter_shape(rng, shape_a, shape_b):
 @pytest.mark.parametrize("case", OP_CASES, ids=lambda case: case.name)
 def test_tensor_float32_inputs_give_float32_grads(case, rng):
     fn, arrays = case.build(rng)
-    inputs = {k: Tensor(np.asarray(v, dtype=np.float32), requires_grad=True)
-              for k, v in arrays.items()}
+    inputs = {
+        k: Tensor(np.asarray(v, dtype=np.float32), requires_grad=True) for k, v in arrays.items()
+    }
     out = fn(*inputs.values())
     assert out.dtype == np.float32
     loss = out if out.ndim == 0 else (out * rng.normal(size=out.shape).astype(np.float32)).sum()
@@ -218,9 +226,17 @@ def test_tensor_topological_order_falls_back_for_a_context_made_by_hand() -> Non
     y = x * 3.0
     root = Tensor(y.data * 2.0, requires_grad=True)
     ctx = Context((True,), True)  # seq stays -1: not recorded through Function.apply
-    ctx.parents, ctx.op = (y,), type(y._ctx.op)("Twice", (Function,), {
-        "forward": staticmethod(lambda ctx, a: a * 2.0),
-        "backward": staticmethod(lambda ctx, g: (g * 2.0,))})
+    ctx.parents, ctx.op = (
+        (y,),
+        type(y._ctx.op)(
+            "Twice",
+            (Function,),
+            {
+                "forward": staticmethod(lambda ctx, a: a * 2.0),
+                "backward": staticmethod(lambda ctx, g: (g * 2.0,)),
+            },
+        ),
+    )
     root._ctx = ctx
     assert topological_order(root) == [y, root]
     root.backward(np.ones(1))

@@ -1,12 +1,19 @@
 """Tests for nerwin.model.checks: whole-model gradient checks, numeric and by hand, per activation."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nerwin.model.checks import check_model, check_model_by_hand, demo_batch, demo_model, hand_gradients
 from nerwin.engine import ACTIVATIONS
 from nerwin.engine.gradcheck import dense, relative_error
+from nerwin.model.checks import (
+    check_model,
+    check_model_by_hand,
+    demo_batch,
+    demo_model,
+    hand_gradients,
+)
 
 CAPS = [True, False]
 
@@ -62,8 +69,11 @@ def test_checks_hand_gradients_detect_perturbed_parameter(rng, perturbed):
 
     def worst() -> float:
         expected = hand_gradients(model, words, caps_ids, labels)
-        return max(float(relative_error(dense(model.params[k].grad, v.shape), v).max())
-                   for k, v in expected.items())
+        return max(
+            float(relative_error(dense(model.params[k].grad, v.shape), v).max())
+            for k, v in expected.items()
+        )
+
     assert worst() <= 1e-6  # control: unperturbed, hand and autodiff agree
     model.params[perturbed].data += 0.1  # the autodiff gradients are now stale
     assert worst() > 1e-4
@@ -77,11 +87,11 @@ def test_checks_demo_batch_repeats_word_ids(rng, caps):
     ids, counts = np.unique(words, return_counts=True)
     assert counts.max() >= 2 and len(ids) < words.size
     assert np.all(words[:2, :2] == 0)  # padding shared by the first two windows
-    assert np.all((0 <= words) & (words < model.shape.vocab_size))
+    assert np.all((words >= 0) & (words < model.shape.vocab_size))
     assert set(labels.tolist()) == {0.0, 1.0}
     if caps:
         assert caps_ids.shape == words.shape
-        assert np.all((0 <= caps_ids) & (caps_ids < model.shape.n_caps))
+        assert np.all((caps_ids >= 0) & (caps_ids < model.shape.n_caps))
     else:
         assert caps_ids is None
 

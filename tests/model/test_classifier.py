@@ -1,4 +1,5 @@
 """WindowClassifier: parameter names and shapes, forward, predict, overfitting, copies, seeding."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,17 @@ V, D, WIN = 40, 8, 5
 
 
 def _model(rng: np.random.Generator, **kw) -> WindowClassifier:
-    shape = ModelShape(**{"vocab_size": V, "embedding_dim": D, "window": WIN, "hidden": (16,),
-                          "caps_dim": 0, "n_caps": 0, **kw})
+    shape = ModelShape(
+        **{
+            "vocab_size": V,
+            "embedding_dim": D,
+            "window": WIN,
+            "hidden": (16,),
+            "caps_dim": 0,
+            "n_caps": 0,
+            **kw,
+        }
+    )
     return WindowClassifier.initialise(shape, rng)
 
 
@@ -25,8 +35,14 @@ def _batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 def test_model_parameter_names_and_shapes_one_layer(rng: np.random.Generator) -> None:
     model = _model(rng, hidden=(16,), caps_dim=3, n_caps=N_CAPS)
     shapes = {k: t.shape for k, t in model.params.items()}
-    assert shapes == {"E": (V, D), "F": (N_CAPS, 3), "W": (WIN * (D + 3), 16), "b": (16,),
-                      "u": (16, 1), "c": (1,)}
+    assert shapes == {
+        "E": (V, D),
+        "F": (N_CAPS, 3),
+        "W": (WIN * (D + 3), 16),
+        "b": (16,),
+        "u": (16, 1),
+        "c": (1,),
+    }
     assert all(t.requires_grad and t.name == k for k, t in model.params.items())
 
 
@@ -38,8 +54,16 @@ def test_model_parameter_names_without_caps(rng: np.random.Generator) -> None:
 def test_model_parameter_names_and_shapes_two_layers(rng: np.random.Generator) -> None:
     model = _model(rng, hidden=(16, 4), caps_dim=2, n_caps=N_CAPS)
     shapes = {k: t.shape for k, t in model.params.items()}
-    assert shapes == {"E": (V, D), "F": (N_CAPS, 2), "W1": (WIN * (D + 2), 16), "b1": (16,),
-                      "W2": (16, 4), "b2": (4,), "u": (4, 1), "c": (1,)}
+    assert shapes == {
+        "E": (V, D),
+        "F": (N_CAPS, 2),
+        "W1": (WIN * (D + 2), 16),
+        "b1": (16,),
+        "W2": (16, 4),
+        "b2": (4,),
+        "u": (4, 1),
+        "c": (1,),
+    }
 
 
 def test_model_prelu_slopes(rng: np.random.Generator) -> None:
@@ -69,8 +93,9 @@ def test_model_initialise_uses_given_embeddings(rng: np.random.Generator) -> Non
 
 @pytest.mark.parametrize("hidden", [(16,), (16, 4), (8, 8, 8)])
 @pytest.mark.parametrize("caps_dim", [0, 3])
-def test_model_forward_shape(rng: np.random.Generator, hidden: tuple[int, ...],
-                             caps_dim: int) -> None:
+def test_model_forward_shape(
+    rng: np.random.Generator, hidden: tuple[int, ...], caps_dim: int
+) -> None:
     model = _model(rng, hidden=hidden, caps_dim=caps_dim, n_caps=N_CAPS if caps_dim else 0)
     words, caps = _batch(rng, 7)
     out = model.forward(words, caps if caps_dim else None)
@@ -164,8 +189,12 @@ def test_model_astype_copies(rng: np.random.Generator) -> None:
     same.params["W"].data[:] = 0.0
     assert np.abs(model.params["W"].data).sum() > 0  # a copy even when the dtype is unchanged
     words, caps = _batch(rng, 5)
-    np.testing.assert_allclose(model.astype("float64").forward(words, caps).data,
-                               model.forward(words, caps).data, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.astype("float64").forward(words, caps).data,
+        model.forward(words, caps).data,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_model_init_deterministic_per_seed() -> None:

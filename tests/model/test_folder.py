@@ -1,4 +1,5 @@
 """Model directories: round trip, readable load errors, atomic replacement, no pickle."""
+
 from __future__ import annotations
 
 import gc
@@ -28,8 +29,16 @@ def _tagger(seed: int = 0, hidden: tuple[int, ...] = (6,), activation: str = "re
 
 
 def _config():
-    return load_config(None, ["model.embedding_dim=4", "model.hidden=[6]", "model.caps_dim=2",
-                              "train.lr=0.05", "data.location_types=[LOC, GPE]"])
+    return load_config(
+        None,
+        [
+            "model.embedding_dim=4",
+            "model.hidden=[6]",
+            "model.caps_dim=2",
+            "train.lr=0.05",
+            "data.location_types=[LOC, GPE]",
+        ],
+    )
 
 
 @pytest.fixture
@@ -56,9 +65,12 @@ def test_modelio_round_trip(saved: Path) -> None:
     np.testing.assert_array_equal(tagger.vocab.counts, original.vocab.counts)
     assert tagger.threshold == 0.37
     assert config == _config()
-    assert meta["epoch"] == 3 and meta["format_version"] == 1 and meta["members"] == 1  # a single model stays readable by format-1 nerwin
-    np.testing.assert_array_equal(tagger.probabilities(SENTENCES),
-                                  original.probabilities(SENTENCES))
+    assert (
+        meta["epoch"] == 3 and meta["format_version"] == 1 and meta["members"] == 1
+    )  # a single model stays readable by format-1 nerwin
+    np.testing.assert_array_equal(
+        tagger.probabilities(SENTENCES), original.probabilities(SENTENCES)
+    )
 
 
 @pytest.mark.parametrize(("hidden", "activation"), [((5, 3), "prelu"), ((4,), "tanh")])
@@ -168,10 +180,16 @@ def test_modelio_meta_without_format_version(saved: Path, content: str) -> None:
     assert str(saved / "meta.json") in _load_error(saved)
 
 
-@pytest.mark.parametrize(("drop", "change"), [
-    ("hidden", {}), (None, {"activation": "relu6"}), (None, {"hidden_size": 300}),
-    (None, {"hidden": 6}),
-], ids=["no-hidden", "unknown-activation", "unknown-key", "hidden-not-list"])
+@pytest.mark.parametrize(
+    ("drop", "change"),
+    [
+        ("hidden", {}),
+        (None, {"activation": "relu6"}),
+        (None, {"hidden_size": 300}),
+        (None, {"hidden": 6}),
+    ],
+    ids=["no-hidden", "unknown-activation", "unknown-key", "hidden-not-list"],
+)
 def test_modelio_meta_shape_malformed(saved: Path, drop: str | None, change: dict) -> None:
     path = saved / "meta.json"
     meta = json.loads(path.read_text(encoding="utf-8"))
@@ -264,11 +282,20 @@ def test_modelio_staging_names_are_only_its_own(tmp_path: Path, monkeypatch) -> 
 
     made = []
     real_mkdtemp = tempfile.mkdtemp
-    monkeypatch.setattr(tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1])
+    monkeypatch.setattr(
+        tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1]
+    )
     save_model(tmp_path / "model", _tagger(), _config())
     assert len(made) == 1 and is_staging(Path(made[0]).name, "model")
     assert is_staging(".model.old", "model") and is_staging(".last.old", "last")
-    for name in (".model.backup-v1", ".model.keep", ".last.old", ".model.old.1", "model", ".model.nerwin-new-"):
+    for name in (
+        ".model.backup-v1",
+        ".model.keep",
+        ".last.old",
+        ".model.old.1",
+        "model",
+        ".model.nerwin-new-",
+    ):
         assert not is_staging(name, "model"), name
 
 
@@ -337,7 +364,9 @@ def test_modelio_ensemble_meta_members_more_than_arrays(tmp_path: Path) -> None:
     assert len(load_model(model)[0].models) == 3
     _drop_arrays(model, "member2.")  # meta still says 3 members; the weights hold 2
     message = _load_error(model)
-    assert str(model / "weights.npz") in message and "3 member(s)" in message and "hold 2" in message
+    assert (
+        str(model / "weights.npz") in message and "3 member(s)" in message and "hold 2" in message
+    )
 
 
 def test_modelio_ensemble_meta_members_fewer_than_arrays(tmp_path: Path) -> None:

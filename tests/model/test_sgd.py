@@ -1,4 +1,5 @@
 """SGD: dense and row-sparse updates, per-parameter scales, gradients cleared."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -101,9 +102,11 @@ def test_optim_scale_multiplies_lr(rng: np.random.Generator) -> None:
 
 
 def test_optim_grads_cleared_after_step(rng: np.random.Generator) -> None:
-    params = {"E": Tensor(rng.normal(size=(6, 2)), requires_grad=True),
-              "W": Tensor(rng.normal(size=(2, 2)), requires_grad=True),
-              "b": Tensor(np.zeros(2), requires_grad=True)}
+    params = {
+        "E": Tensor(rng.normal(size=(6, 2)), requires_grad=True),
+        "W": Tensor(rng.normal(size=(2, 2)), requires_grad=True),
+        "b": Tensor(np.zeros(2), requires_grad=True),
+    }
     (gather(params["E"], np.array([0, 3])) @ params["W"] + params["b"]).sum().backward()
     assert all(p.grad is not None for p in params.values())
     SGD(params, lr=0.1).step()
@@ -141,7 +144,9 @@ def test_optim_step_gradient_viewed_by_another_parameter() -> None:
     a = Tensor(np.ones((2, 3)), requires_grad=True)
     b = Tensor(np.ones(6), requires_grad=True)
     table = Tensor(np.ones((4, 3)), requires_grad=True)
-    ((a + b.reshape(2, 3) + gather(table, np.array([0, 1]))) * Tensor(np.full((2, 3), 2.0))).sum().backward()
+    (
+        (a + b.reshape(2, 3) + gather(table, np.array([0, 1]))) * Tensor(np.full((2, 3), 2.0))
+    ).sum().backward()
     SGD({"a": a, "b": b, "E": table}, lr=0.5).step()  # b's and E's gradients are views of a's
     np.testing.assert_array_equal(a.data, 0.0)
     np.testing.assert_array_equal(b.data, 0.0)
@@ -181,7 +186,9 @@ def test_optim_step_leaves_the_backward_seed_alone(rng: np.random.Generator) -> 
 def test_optim_training_step_scales_weight_gradients_in_place() -> None:
     from nerwin.model.classifier import ModelShape, WindowClassifier
 
-    model = WindowClassifier.initialise(ModelShape(50, 4, 5, (8,), "relu", 3, 5), np.random.default_rng(0))
+    model = WindowClassifier.initialise(
+        ModelShape(50, 4, 5, (8,), "relu", 3, 5), np.random.default_rng(0)
+    )
     optimizer = SGD(model.params, 0.1)
     words = np.random.default_rng(1).integers(0, 50, (6, 5))
     model.loss(words, np.zeros((6, 5), int), np.array([0, 1, 0, 1, 0, 0], np.float32)).backward()
@@ -199,7 +206,9 @@ def test_optim_step_matches_a_plain_update_bit_for_bit(rng: np.random.Generator)
 
 
 def test_optim_flat_indices_do_not_wrap_for_big_tables() -> None:
-    ids = np.array([0, 2**29 + 1], dtype=np.int32)  # row 2**29 + 1 of a d = 4 table starts past 2**31
+    ids = np.array(
+        [0, 2**29 + 1], dtype=np.int32
+    )  # row 2**29 + 1 of a d = 4 table starts past 2**31
     index = flat_indices(ids, 4)
     assert index.dtype == np.int64
     np.testing.assert_array_equal(index, [0, 1, 2, 3] + [(2**29 + 1) * 4 + k for k in range(4)])

@@ -1,4 +1,5 @@
 """Prediction: character offsets, the three output formats, input routes, thresholds, batching."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import DEV, TrainedRun, assert_ok, invoke
+
 from nerwin import api
 from nerwin.data.conll import Sentence, location_labels, read_conll
 from nerwin.metrics import LocationEvaluator
 from nerwin.model.folder import load_model
-from nerwin.tag.documents import TaggedDocument, sentence_document, tag_documents, text_documents
 from nerwin.model.tagger import Tagger
+from nerwin.tag.documents import TaggedDocument, sentence_document, tag_documents, text_documents
 
 # One document per line: no newline inside any of them.
 DOCS = [
@@ -30,7 +31,7 @@ DOCS = [
     "Mr. Smith went to St. Louis. Then he flew to Washington, D.C. on Monday.",
     "Visit https://example.org/paris or mail info@paris.fr about U.S. trips to New York.",
     "I don't live in Oslo... but I've been to Cairo! And to Lima?",
-    "\"Lima\" (Peru) - Cairo -- Tokyo: 1,000 km / 3.5 h",
+    '"Lima" (Peru) - Cairo -- Tokyo: 1,000 km / 3.5 h',
     "🇫🇷 Paris 🗼 and Nice, then Ålesund.",
     "MONTEVIDEO 2023-06-18",
 ]
@@ -73,15 +74,18 @@ def _check_offsets(records: list[dict]) -> int:
             last_end = end
             n += 1
         for token in record.get("tokens", []):
-            assert text[token["start"]:token["end"]] == token["text"], (token, text)
+            assert text[token["start"] : token["end"]] == token["text"], (token, text)
     return n
 
 
 @pytest.mark.parametrize("threshold", [None, 0.01])
-def test_predict_json_offsets_slice_the_text(run: TrainedRun, docs_file: Path,
-                                             threshold: float | None) -> None:
+def test_predict_json_offsets_slice_the_text(
+    run: TrainedRun, docs_file: Path, threshold: float | None
+) -> None:
     extra = [] if threshold is None else ["--threshold", str(threshold)]
-    records = _json_lines(_predict(run, "--input", docs_file, "--format", "json", "--probs", *extra))
+    records = _json_lines(
+        _predict(run, "--input", docs_file, "--format", "json", "--probs", *extra)
+    )
     assert [r["text"] for r in records] == DOCS
     n = _check_offsets(records)
     assert n >= (5 if threshold is None else 20)  # enough entities for the check to mean something
@@ -94,8 +98,9 @@ def test_predict_json_offsets_of_text_arguments_with_crlf_and_tabs(run: TrainedR
     assert _check_offsets(records) >= 3
 
 
-def test_predict_crlf_file_gives_the_same_documents_as_lf(run: TrainedRun, tmp_path: Path,
-                                                          docs_file: Path) -> None:
+def test_predict_crlf_file_gives_the_same_documents_as_lf(
+    run: TrainedRun, tmp_path: Path, docs_file: Path
+) -> None:
     crlf = tmp_path / "crlf.txt"
     crlf.write_bytes("".join(d + "\r\n" for d in DOCS).encode("utf-8"))
     out_crlf = _predict(run, "--input", crlf, "--format", "json")
@@ -171,24 +176,29 @@ def test_predict_formats_agree(run: TrainedRun, docs_file: Path, threshold: str)
         starts = {t["start"]: i for i, t in enumerate(record["tokens"])}
         ends = {t["end"]: i for i, t in enumerate(record["tokens"])}
         offset = len(json_tokens)
-        json_spans += [(offset + starts[e["start"]], offset + ends[e["end"]] + 1)
-                       for e in record["entities"]]
+        json_spans += [
+            (offset + starts[e["start"]], offset + ends[e["end"]] + 1) for e in record["entities"]
+        ]
         json_tokens += [t["text"] for t in record["tokens"]]
     assert conll_tokens == json_tokens
     assert conll_spans == json_spans
     assert json_spans  # something was compared
 
 
-def test_predict_pretokenized_conll_round_trips_to_api_evaluate(run: TrainedRun, tmp_path: Path) -> None:
+def test_predict_pretokenized_conll_round_trips_to_api_evaluate(
+    run: TrainedRun, tmp_path: Path
+) -> None:
     out = tmp_path / "dev.pred.conll"
-    out.write_text(_predict(run, "--pretokenized", "--format", "conll", "--input", DEV),
-                   encoding="utf-8")
+    out.write_text(
+        _predict(run, "--pretokenized", "--format", "conll", "--input", DEV), encoding="utf-8"
+    )
     gold = read_conll(DEV)
     predicted = read_conll(out, tag_column=-1, scheme="IOB2")
     assert [s.words for s in predicted.sentences] == [s.words for s in gold.sentences]
     # the input columns come first, unchanged: column -2 of the output is the gold tag
-    assert [tuple(r[-2] for r in s.columns) for s in predicted.sentences] == \
-        [s.tags for s in gold.sentences]
+    assert [tuple(r[-2] for r in s.columns) for s in predicted.sentences] == [
+        s.tags for s in gold.sentences
+    ]
     labels = location_labels(predicted, ["LOC"])
     scores = LocationEvaluator(gold, ["LOC"]).score(labels)
     expected = api.evaluate(run.model, DEV)
@@ -199,19 +209,25 @@ def test_predict_pretokenized_conll_round_trips_to_api_evaluate(run: TrainedRun,
     result = invoke(["evaluate", "--model", run.model, "--data", out, "--json"])
     assert_ok(result)
     self_scores = json.loads(result.stdout)["entity"]
-    assert self_scores["correct"] == self_scores["gold"] == self_scores["predicted"] == \
-        expected.entity.predicted
+    assert (
+        self_scores["correct"]
+        == self_scores["gold"]
+        == self_scores["predicted"]
+        == expected.entity.predicted
+    )
 
 
 def test_predict_pretokenized_json_offsets(run: TrainedRun) -> None:
-    records = _json_lines(_predict(run, "--pretokenized", "--format", "json", "--input", DEV,
-                                   "--threshold", "0.05"))
+    records = _json_lines(
+        _predict(run, "--pretokenized", "--format", "json", "--input", DEV, "--threshold", "0.05")
+    )
     assert len(records) == len(read_conll(DEV).sentences)
     assert _check_offsets(records) > 100
 
 
-def test_predict_stdin_input_file_and_arguments_agree(run: TrainedRun, docs_file: Path,
-                                                      tmp_path: Path) -> None:
+def test_predict_stdin_input_file_and_arguments_agree(
+    run: TrainedRun, docs_file: Path, tmp_path: Path
+) -> None:
     for fmt in ("json", "inline", "conll"):
         from_args = _predict(run, "--format", fmt, *DOCS)
         from_file = _predict(run, "--format", fmt, "--input", docs_file)
@@ -222,8 +238,9 @@ def test_predict_stdin_input_file_and_arguments_agree(run: TrainedRun, docs_file
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("".join(d + "\n" for d in DOCS[:half]), encoding="utf-8")
     second.write_text("".join(d + "\n" for d in DOCS[half:]), encoding="utf-8")
-    assert _predict(run, "--format", "json", "--input", first, "--input", second) == \
-        _predict(run, "--format", "json", "--input", docs_file)
+    assert _predict(run, "--format", "json", "--input", first, "--input", second) == _predict(
+        run, "--format", "json", "--input", docs_file
+    )
 
 
 def test_predict_probs_adds_tokens(run: TrainedRun, docs_file: Path) -> None:
@@ -246,22 +263,28 @@ def test_predict_probs_adds_tokens(run: TrainedRun, docs_file: Path) -> None:
 
 def test_predict_high_threshold_finds_no_more_entities(run: TrainedRun, docs_file: Path) -> None:
     def records(threshold: str) -> list[dict]:
-        return _json_lines(_predict(run, "--input", docs_file, "--format", "json", "--probs",
-                                    "--threshold", threshold))
+        return _json_lines(
+            _predict(
+                run, "--input", docs_file, "--format", "json", "--probs", "--threshold", threshold
+            )
+        )
 
     high, low = records("0.99"), records("0.01")
     assert sum(len(r["entities"]) for r in high) <= sum(len(r["entities"]) for r in low)
     for doc_high, doc_low in zip(high, low):  # a stricter threshold only shrinks entities
         for e in doc_high["entities"]:
-            assert any(o["start"] <= e["start"] and e["end"] <= o["end"]
-                       for o in doc_low["entities"]), e
+            assert any(
+                o["start"] <= e["start"] and e["end"] <= o["end"] for o in doc_low["entities"]
+            ), e
     # the threshold is the one applied: tagged tokens are exactly those with prob >= threshold
     for threshold, docs in ((0.99, high), (0.01, low)):
         tagged = untagged = 0
         for record in docs:
             for token in record["tokens"]:
-                inside = any(e["start"] <= token["start"] and token["end"] <= e["end"]
-                             for e in record["entities"])
+                inside = any(
+                    e["start"] <= token["start"] and token["end"] <= e["end"]
+                    for e in record["entities"]
+                )
                 if abs(token["prob"] - threshold) > 1e-4:  # probs are rounded to 4 decimals
                     assert inside == (token["prob"] >= threshold), (threshold, token)
                 tagged += inside
@@ -275,8 +298,11 @@ def test_predict_confidence_is_mean_token_prob(run: TrainedRun, docs_file: Path)
     checked = 0
     for record in records:
         for entity in record["entities"]:
-            members = [t["prob"] for t in record["tokens"]
-                       if entity["start"] <= t["start"] and t["end"] <= entity["end"]]
+            members = [
+                t["prob"]
+                for t in record["tokens"]
+                if entity["start"] <= t["start"] and t["end"] <= entity["end"]
+            ]
             assert members
             assert all(p >= threshold - 1e-4 for p in members)
             # both sides are rounded to 4 decimals
@@ -289,13 +315,20 @@ def test_predict_sentence_document_offsets() -> None:
     sentence = Sentence(("São", "Paulo", "is", "big", "."), columns=(("São", "x"),) * 5)
     doc = sentence_document(sentence)
     assert doc.text == "São Paulo is big ."
-    assert [doc.text[t.start:t.end] for t in doc.sentences[0]] == list(sentence.words)
+    assert [doc.text[t.start : t.end] for t in doc.sentences[0]] == list(sentence.words)
     assert doc.columns == [sentence]
 
 
 def _documents() -> list[TaggedDocument]:
-    texts = ["The museums in Paris are amazing. We left London.", "", "FLOODS HIT NEW ORLEANS",
-             "a", "   ", "Zürich and Kraków. Oslo! Lima? Cairo.", (LONG_UNIT * 20).strip()]
+    texts = [
+        "The museums in Paris are amazing. We left London.",
+        "",
+        "FLOODS HIT NEW ORLEANS",
+        "a",
+        "   ",
+        "Zürich and Kraków. Oslo! Lima? Cairo.",
+        (LONG_UNIT * 20).strip(),
+    ]
     return list(text_documents(texts))
 
 
@@ -308,8 +341,9 @@ def test_predict_batching_gives_the_same_results(tagger: Tagger) -> None:
         for pa, pb, la, lb in zip(a.probs, b.probs, a.labels, b.labels):
             np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
             np.testing.assert_array_equal(la, lb)
-        assert [(e.text, e.start, e.end) for e in a.entities()] == \
-            [(e.text, e.start, e.end) for e in b.entities()]
+        assert [(e.text, e.start, e.end) for e in a.entities()] == [
+            (e.text, e.start, e.end) for e in b.entities()
+        ]
     assert sum(len(d.entities()) for d in whole) > 0
 
 
@@ -329,7 +363,9 @@ def test_predict_tag_documents_is_lazy(tagger: Tagger) -> None:
             yield f"Flights {i} left Paris for London today."
 
     first = list(itertools.islice(tag_documents(tagger, text_documents(endless())), 3))
-    assert [d.text for d in first] == [f"Flights {i} left Paris for London today." for i in range(3)]
+    assert [d.text for d in first] == [
+        f"Flights {i} left Paris for London today." for i in range(3)
+    ]
     assert all(len(d.probs) == len(d.sentences) == 1 for d in first)
 
     pulled.clear()

@@ -1,21 +1,22 @@
 """explain: gradient x input and bias add up to the score (ReLU), occlusion, token choice, CLI."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from _trained import TrainedRun, assert_ok, assert_user_error, invoke
+
 from nerwin import api
 from nerwin.config import load_config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.vocab import SPECIALS, UNK_ID, Vocab
 from nerwin.engine import Tensor, no_grad
-from nerwin.tag.explain import ExplainError, Explainer, explain_text, render_explanation
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import load_model
 from nerwin.model.tagger import Tagger
+from nerwin.tag.explain import Explainer, ExplainError, explain_text, render_explanation
 
 PARIS = "The museums in Paris are amazing."
 WORDS = ["the", "museums", "in", "paris", "are", "amazing", "went", "to", "rome", "."]
@@ -24,9 +25,16 @@ WORDS = ["the", "museums", "in", "paris", "are", "amazing", "went", "to", "rome"
 def _hand_tagger(activation: str, hidden: tuple[int, ...], seed: int = 0) -> Tagger:
     """A small float64 model with caps and non-zero biases, over WORDS."""
     rng = np.random.default_rng(seed)
-    shape = ModelShape(vocab_size=len(SPECIALS) + len(WORDS), embedding_dim=4, window=5,
-                       hidden=hidden, activation=activation, caps_dim=3, n_caps=N_CAPS,
-                       dtype="float64")
+    shape = ModelShape(
+        vocab_size=len(SPECIALS) + len(WORDS),
+        embedding_dim=4,
+        window=5,
+        hidden=hidden,
+        activation=activation,
+        caps_dim=3,
+        n_caps=N_CAPS,
+        dtype="float64",
+    )
     model = WindowClassifier.initialise(shape, rng)
     for name, param in model.params.items():
         if name[0] in "bc":
@@ -46,6 +54,7 @@ def _zero_input_score(model: WindowClassifier, words: np.ndarray, caps: np.ndarr
 
 
 # --- completeness -----------------------------------------------------------------------------
+
 
 def test_explain_relu_contributions_and_bias_sum_to_score(tagger: Tagger) -> None:
     doc = explain_text(tagger, PARIS, all_tokens=True)
@@ -76,8 +85,9 @@ def test_explain_several_layers_add_up(activation: str) -> None:
         assert abs(e.remainder) < 1e-12
         assert e.inputs + e.bias == pytest.approx(e.score, abs=1e-12)
         if activation == "relu":
-            assert e.bias == pytest.approx(_zero_input_score(tagger.model, data.words[e.index],
-                                                             data.caps[e.index]), abs=1e-12)
+            assert e.bias == pytest.approx(
+                _zero_input_score(tagger.model, data.words[e.index], data.caps[e.index]), abs=1e-12
+            )
 
 
 def test_explain_curved_activation_reports_the_rest_and_true_gradients() -> None:
@@ -103,10 +113,11 @@ def test_explain_curved_activation_reports_the_rest_and_true_gradients() -> None
 
 # --- occlusion --------------------------------------------------------------------------------
 
+
 def test_explain_occluding_a_word_with_zero_contribution_changes_nothing() -> None:
     tagger = _hand_tagger("relu", (8,))
     model = tagger.model
-    (_, _, block), = [(t, p, b) for t, p, b in model.input_blocks() if (t, p) == ("E", 4)]
+    ((_, _, block),) = [(t, p, b) for t, p, b in model.input_blocks() if (t, p) == ("E", 4)]
     model.params["W"].data[block] = 0.0  # the word two to the right cannot matter
     (e,) = explain_text(tagger, "The museums in Paris went to Rome .", indices=[2]).explained
     assert e.positions[4].word == "went" and e.positions[4].known
@@ -146,6 +157,7 @@ def test_explain_padding_has_no_occlusion(tagger: Tagger) -> None:
 
 # --- choosing tokens, the example, rendering --------------------------------------------------
 
+
 def test_explain_default_explains_predicted_locations(tagger: Tagger) -> None:
     doc = explain_text(tagger, PARIS)
     assert [e.token.text for e in doc.explained] == ["Paris"]
@@ -164,8 +176,9 @@ def test_explain_paris_centre_and_in_carry_the_score(tagger: Tagger) -> None:
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_explain_paris_on_conll_word_vectors_of_paris_and_in_lead(shared_conll, tmp_path) -> None:
-    config = load_config(None, [f"data.train={shared_conll / 'train.txt'}", "data.dev=null",
-                                "train.epochs=1"])
+    config = load_config(
+        None, [f"data.train={shared_conll / 'train.txt'}", "data.dev=null", "train.epochs=1"]
+    )
     result = api.train(config, tmp_path / "run")
     (e,) = explain_text(load_model(result.out_dir / "model")[0], PARIS).explained
     words = {p.word: p.contributions["word"] for p in e.positions}
@@ -213,12 +226,15 @@ def test_explain_render_and_dict(tagger: Tagger) -> None:
 
 # --- CLI --------------------------------------------------------------------------------------
 
+
 def test_cli_explain_text_json_and_stdin(run: TrainedRun) -> None:
     result = invoke(["explain", "--model", run.model, PARIS])
     assert_ok(result)
     assert "token 3 'Paris'" in result.stdout
-    result = invoke(["explain", "--model", run.model, "--json", "--token", "2"],
-                    input=PARIS + "\nRome is old .\n")
+    result = invoke(
+        ["explain", "--model", run.model, "--json", "--token", "2"],
+        input=PARIS + "\nRome is old .\n",
+    )
     assert_ok(result)
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in records] == [PARIS, "Rome is old ."]
@@ -234,8 +250,9 @@ def test_cli_explain_errors(run: TrainedRun, tmp_path) -> None:
 
 
 def test_explain_suffix_and_shape_features_get_columns_and_add_up(tmp_path) -> None:
-    config = load_config(None, ["train.epochs=1", "data.dev=null", "model.suffix_dim=4",
-                                "model.shape_dim=3"])
+    config = load_config(
+        None, ["train.epochs=1", "data.dev=null", "model.suffix_dim=4", "model.shape_dim=3"]
+    )
     result = api.train(config, tmp_path / "run")
     doc = explain_text(load_model(result.out_dir / "model")[0], PARIS, all_tokens=True)
     for e in doc.explained:

@@ -1,4 +1,5 @@
 """Output formats of tagged documents: inline markup, CoNLL columns and JSON lines."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,16 @@ import numpy as np
 import pytest
 
 from nerwin.data.conll import Sentence
-from nerwin.tag.formats import FORMATS, render, render_conll, render_inline, render_json
 from nerwin.tag.documents import TaggedDocument, sentence_document, text_documents
+from nerwin.tag.formats import FORMATS, render, render_conll, render_inline, render_json
 
 
 def _doc(text: str, probs: list[list[float]], threshold: float = 0.5) -> TaggedDocument:
     """A raw-text document with hand-set probabilities (one list per sentence)."""
     (doc,) = text_documents([text])
-    assert [len(s) for s in doc.sentences] == [len(p) for p in probs], \
-        [[t.text for t in s] for s in doc.sentences]
+    assert [len(s) for s in doc.sentences] == [len(p) for p in probs], [
+        [t.text for t in s] for s in doc.sentences
+    ]
     doc.probs = [np.array(p, dtype=np.float32) for p in probs]
     doc.labels = [(p >= threshold).astype(np.int8) for p in doc.probs]
     return doc
@@ -48,8 +50,12 @@ def test_formats_conll_iob2_rows_and_sentence_breaks() -> None:
 
 
 def test_formats_conll_keeps_input_columns_first() -> None:
-    sentence = Sentence(("Paris", "is", "nice"), ("B-LOC", "O", "O"),
-                        (("Paris", "NNP", "B-LOC"), ("is", "VBZ", "O"), ("nice", "JJ", "O")), 1)
+    sentence = Sentence(
+        ("Paris", "is", "nice"),
+        ("B-LOC", "O", "O"),
+        (("Paris", "NNP", "B-LOC"), ("is", "VBZ", "O"), ("nice", "JJ", "O")),
+        1,
+    )
     doc = sentence_document(sentence)
     doc.probs = [np.array([0.9, 0.2, 0.6], dtype=np.float32)]
     doc.labels = [np.array([1, 0, 1], dtype=np.int8)]
@@ -72,9 +78,12 @@ def test_formats_json_entities_offsets_and_confidence() -> None:
     assert "São" in line  # not \u-escaped
     assert record["text"] == TEXT
     assert [(e["text"], e["start"], e["end"]) for e in record["entities"]] == [
-        ("New\tYork", 0, 8), ("São Paulo", 22, 31), ("London", 33, 39)]
+        ("New\tYork", 0, 8),
+        ("São Paulo", 22, 31),
+        ("London", 33, 39),
+    ]
     for entity in record["entities"]:
-        assert TEXT[entity["start"]:entity["end"]] == entity["text"]
+        assert TEXT[entity["start"] : entity["end"]] == entity["text"]
     assert [e["confidence"] for e in record["entities"]] == [0.8, 0.7, 0.95]
     assert "tokens" not in record
 
@@ -83,11 +92,23 @@ def test_formats_json_probs_lists_every_token() -> None:
     doc = _doc(TEXT, PROBS)
     record = json.loads(render_json(doc, with_probs=True))
     tokens = record["tokens"]
-    assert [t["text"] for t in tokens] == ["New", "York", "is", "far", "from", "São", "Paulo", ".",
-                                          "London", "is", "near", "."]
+    assert [t["text"] for t in tokens] == [
+        "New",
+        "York",
+        "is",
+        "far",
+        "from",
+        "São",
+        "Paulo",
+        ".",
+        "London",
+        "is",
+        "near",
+        ".",
+    ]
     assert [t["prob"] for t in tokens] == pytest.approx([p for s in PROBS for p in s], abs=1e-4)
     for token in tokens:
-        assert TEXT[token["start"]:token["end"]] == token["text"]
+        assert TEXT[token["start"] : token["end"]] == token["text"]
     assert json.loads(render(doc, "json", True)) == record
 
 

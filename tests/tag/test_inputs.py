@@ -1,4 +1,5 @@
 """Input streams for predict: text lines and CoNLL sentences from files and stdin."""
+
 from __future__ import annotations
 
 import io
@@ -21,6 +22,7 @@ def _file(tmp_path: Path, data: bytes, name: str = "in.txt") -> Path:
 def fake_stdin(monkeypatch: pytest.MonkeyPatch):
     def set_stdin(data: bytes) -> None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
     return set_stdin
 
 
@@ -80,7 +82,13 @@ def test_inputs_keeps_inner_whitespace(tmp_path: Path) -> None:
 def test_inputs_raw_documents_texts_then_files(tmp_path: Path, fake_stdin) -> None:
     fake_stdin(b"from stdin\n")
     a, b = _file(tmp_path, b"a1\na2\n", "a.txt"), _file(tmp_path, b"b1\n", "b.txt")
-    assert list(raw_documents(["t1", "t2\nsame doc"], [a, b])) == ["t1", "t2\nsame doc", "a1", "a2", "b1"]
+    assert list(raw_documents(["t1", "t2\nsame doc"], [a, b])) == [
+        "t1",
+        "t2\nsame doc",
+        "a1",
+        "a2",
+        "b1",
+    ]
     assert list(raw_documents(["t1"], [])) == ["t1"]  # texts given: stdin is not read
     assert list(raw_documents([], [])) == ["from stdin"]
 
@@ -91,8 +99,12 @@ def test_inputs_stdin_bom_and_crlf(fake_stdin) -> None:
 
 
 def test_inputs_conll_sentences_keep_columns(tmp_path: Path) -> None:
-    path = _file(tmp_path, "\ufeffSão NNP B-LOC\r\nPaulo NNP I-LOC\r\n\r\n-DOCSTART- -X- O\n\n"
-                           "Oslo NNP B-LOC\n".encode("utf-8"))
+    path = _file(
+        tmp_path,
+        "\ufeffSão NNP B-LOC\r\nPaulo NNP I-LOC\r\n\r\n-DOCSTART- -X- O\n\nOslo NNP B-LOC\n".encode(
+            "utf-8"
+        ),
+    )
     sentences = list(conll_sentences([path], 0))
     assert [s.words for s in sentences] == [("São", "Paulo"), ("Oslo",)]
     assert sentences[0].columns == (("São", "NNP", "B-LOC"), ("Paulo", "NNP", "I-LOC"))

@@ -1,12 +1,13 @@
 """Tests for the per-epoch training diagnostics and the warnings they raise when provoked."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from nerwin.data.encode import WindowData
-from nerwin.training.diagnostics import GradientMonitor, diagnose, probe_sample
 from nerwin.model.classifier import ModelShape, WindowClassifier
+from nerwin.training.diagnostics import GradientMonitor, diagnose, probe_sample
 
 
 def _model(activation: str, rng: np.random.Generator) -> WindowClassifier:
@@ -20,8 +21,9 @@ def _sample(rng: np.random.Generator, n: int = 200) -> tuple[WindowData, np.ndar
     return WindowData(words, caps, np.array([n])), labels
 
 
-def _monitor_after_step(model: WindowClassifier, sample: WindowData, labels: np.ndarray,
-                        lr: float) -> GradientMonitor:
+def _monitor_after_step(
+    model: WindowClassifier, sample: WindowData, labels: np.ndarray, lr: float
+) -> GradientMonitor:
     monitor = GradientMonitor()
     model.loss(sample.words, sample.caps, labels).backward()
     monitor.observe(model.params, lr, {})
@@ -79,7 +81,9 @@ def test_diagnostics_probe_sample_is_fixed_and_bounded(rng: np.random.Generator)
 
 
 @pytest.mark.parametrize("activation", ["logistic", "gelu"])
-def test_diagnostics_unit_fractions_only_where_meaningful(rng: np.random.Generator, activation: str) -> None:
+def test_diagnostics_unit_fractions_only_where_meaningful(
+    rng: np.random.Generator, activation: str
+) -> None:
     model = _model(activation, rng)
     sample, labels = _sample(rng)
     diag = diagnose(model, _monitor_after_step(model, sample, labels, 0.01), sample, labels)

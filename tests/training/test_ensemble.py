@@ -1,4 +1,5 @@
 """Ensembles: members with their own seeds, averaged probabilities, resume, the model format."""
+
 from __future__ import annotations
 
 import json
@@ -6,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import DEV, assert_ok, assert_user_error, invoke
+
 from nerwin import api
 from nerwin.config import load_config
-from nerwin.training.ensemble import MEMBERS_DIR, member_config, resume_run
 from nerwin.errors import ConfigError, ModelError
 from nerwin.model.folder import load_model
+from nerwin.training.ensemble import MEMBERS_DIR, member_config, resume_run
 
 OVERRIDES = ["train.epochs=2", "train.aux_weight=0.3", "train.tune_threshold=true"]
 
@@ -41,7 +42,10 @@ def test_ensemble_model_averages_its_members(ensemble: Path) -> None:
 
 def test_ensemble_first_member_is_the_single_model_run(ensemble: Path, tmp_path: Path) -> None:
     api.train(load_config(None, [*OVERRIDES, "train.tune_threshold=false"]), tmp_path / "single")
-    single, member = weights(tmp_path / "single" / "model"), weights(ensemble / MEMBERS_DIR / "1" / "model")
+    single, member = (
+        weights(tmp_path / "single" / "model"),
+        weights(ensemble / MEMBERS_DIR / "1" / "model"),
+    )
     assert sorted(single) == sorted(member)
     assert all(np.array_equal(single[k], member[k]) for k in single)
 
@@ -62,7 +66,9 @@ def test_ensemble_dev_score_is_the_averaged_models(ensemble: Path) -> None:
     assert result.member_epochs == tuple(meta["member_epochs"])
 
 
-def test_ensemble_resume_after_a_stop_in_member_two_is_identical(ensemble: Path, tmp_path: Path) -> None:
+def test_ensemble_resume_after_a_stop_in_member_two_is_identical(
+    ensemble: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     run = api.open_run(load_config(None, [*OVERRIDES, "train.ensemble=2"]), out)
     for report in run.epochs():
@@ -73,13 +79,18 @@ def test_ensemble_resume_after_a_stop_in_member_two_is_identical(ensemble: Path,
     assert [(r.member, r.epoch) for r in resumed.epochs()] == [(2, 2)]
     resumed.finish()
     straight, again = weights(ensemble / "model"), weights(out / "model")
-    assert sorted(straight) == sorted(again) and all(np.array_equal(straight[k], again[k]) for k in straight)
+    assert sorted(straight) == sorted(again) and all(
+        np.array_equal(straight[k], again[k]) for k in straight
+    )
 
 
 def test_ensemble_refuses_init_from(tmp_path: Path, ensemble: Path) -> None:
     with pytest.raises(ConfigError, match="train.ensemble"):
-        api.open_run(load_config(None, ["train.ensemble=2"]), tmp_path / "x",
-                     init_from=ensemble / MEMBERS_DIR / "1" / "model")
+        api.open_run(
+            load_config(None, ["train.ensemble=2"]),
+            tmp_path / "x",
+            init_from=ensemble / MEMBERS_DIR / "1" / "model",
+        )
     assert not (tmp_path / "x").exists()
 
 
@@ -95,18 +106,31 @@ def test_ensemble_missing_member_weights_is_a_model_error(ensemble: Path, tmp_pa
 
 
 def test_ensemble_cli_prints_members_and_the_ensemble(tmp_path: Path) -> None:
-    result = invoke(["train", "--out", str(tmp_path / "run"), "--set", "train.ensemble=2",
-                     "--set", "train.epochs=1"])
+    result = invoke(
+        [
+            "train",
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "train.ensemble=2",
+            "--set",
+            "train.epochs=1",
+        ]
+    )
     assert_ok(result)
     assert "member 1  epoch  1" in result.stdout and "member 2  epoch  1" in result.stdout
     assert "ensemble of 2 (best epochs 1, 1)" in result.stdout
-    predicted = invoke(["predict", "--model", str(tmp_path / "run" / "model"), "Flights to Paris resumed."])
+    predicted = invoke(
+        ["predict", "--model", str(tmp_path / "run" / "model"), "Flights to Paris resumed."]
+    )
     assert_ok(predicted)
 
 
 def test_ensemble_init_from_an_ensemble_model_is_refused(ensemble: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ensemble of 2"):
-        api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "x", init_from=ensemble / "model")
+        api.open_run(
+            load_config(None, ["train.epochs=1"]), tmp_path / "x", init_from=ensemble / "model"
+        )
 
 
 def _copy(run: Path, out: Path) -> Path:
@@ -116,12 +140,15 @@ def _copy(run: Path, out: Path) -> Path:
     return out
 
 
-def test_ensemble_force_clears_the_earlier_members_and_keeps_user_files(ensemble: Path,
-                                                                         tmp_path: Path) -> None:
+def test_ensemble_force_clears_the_earlier_members_and_keeps_user_files(
+    ensemble: Path, tmp_path: Path
+) -> None:
     out = _copy(ensemble, tmp_path / "run")
     (out / "notes.txt").write_text("mine")
     (out / MEMBERS_DIR / "2" / "mine.txt").write_text("mine")
-    run = api.open_run(load_config(None, [*OVERRIDES, "train.ensemble=2", "train.seed=5"]), out, force=True)
+    run = api.open_run(
+        load_config(None, [*OVERRIDES, "train.ensemble=2", "train.seed=5"]), out, force=True
+    )
     del run  # as if the process died before member 1 wrote its first checkpoint
     assert not (out / "model").exists() and not (out / "metrics.jsonl").exists()
     first = out / MEMBERS_DIR / "1"
@@ -139,7 +166,9 @@ def test_ensemble_force_single_model_removes_the_members(ensemble: Path, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
 
 
-def test_ensemble_member_finished_only_for_its_own_seed_and_config(ensemble: Path, tmp_path: Path) -> None:
+def test_ensemble_member_finished_only_for_its_own_seed_and_config(
+    ensemble: Path, tmp_path: Path
+) -> None:
     from nerwin.training.ensemble import _member_plan
 
     def _member_finished(folder: Path, config) -> bool:
@@ -149,7 +178,9 @@ def test_ensemble_member_finished_only_for_its_own_seed_and_config(ensemble: Pat
     member = ensemble / MEMBERS_DIR / "2"
     assert _member_finished(member, member_config(config, 1))
     assert not _member_finished(member, member_config(config, 0))  # member 1's seed
-    assert not _member_finished(member, member_config(load_config(None, [*OVERRIDES, "train.lr=0.1"]), 1))
+    assert not _member_finished(
+        member, member_config(load_config(None, [*OVERRIDES, "train.lr=0.1"]), 1)
+    )
     copy = _copy(member, tmp_path / "2")
     (copy / "model" / "meta.json").unlink()  # the checkpoint alone does not make a finished member
     assert not _member_finished(copy, member_config(config, 1))
@@ -167,12 +198,16 @@ def test_ensemble_resume_redoes_a_stale_ensemble_model(ensemble: Path, tmp_path:
 
 
 def _member_rows(out: Path) -> list[tuple[int, int]]:
-    return [(r["member"], r["epoch"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())]
+    return [
+        (r["member"], r["epoch"])
+        for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 @pytest.mark.parametrize("model", ["missing", "another"])
-def test_ensemble_resume_trains_a_member_again_without_its_own_model(ensemble: Path, tmp_path: Path,
-                                                                     model: str) -> None:
+def test_ensemble_resume_trains_a_member_again_without_its_own_model(
+    ensemble: Path, tmp_path: Path, model: str
+) -> None:
     import shutil
 
     out = _copy(ensemble, tmp_path / "run")
@@ -186,26 +221,39 @@ def test_ensemble_resume_trains_a_member_again_without_its_own_model(ensemble: P
     assert [(r.member, r.epoch) for r in resumed.epochs()] == [(2, 1), (2, 2)]
     resumed.finish()
     assert json.loads((out / MEMBERS_DIR / "2" / "model" / "meta.json").read_text())["seed"] == 1000
-    assert all(np.array_equal(weights(ensemble / "model")[k], w) for k, w in weights(out / "model").items())
+    assert all(
+        np.array_equal(weights(ensemble / "model")[k], w) for k, w in weights(out / "model").items()
+    )
     assert _member_rows(out) == [(1, 1), (1, 2), (2, 1), (2, 2)]  # member 2's old lines replaced
 
 
-def test_ensemble_resume_restarts_a_stale_member_and_drops_its_lines(ensemble: Path, tmp_path: Path) -> None:
+def test_ensemble_resume_restarts_a_stale_member_and_drops_its_lines(
+    ensemble: Path, tmp_path: Path
+) -> None:
     out = _copy(ensemble, tmp_path / "run")
     meta_path = out / MEMBERS_DIR / "2" / "last" / "meta.json"  # a checkpoint of another seed
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "seed": 99}))
     with (out / "metrics.jsonl").open("a") as log:
         log.write("not json\n")  # a line it cannot read is kept as it is
     resumed = resume_run(out)
-    assert "member 2: its checkpoint is from another config or seed; training it again" in resumed.notes
+    assert (
+        "member 2: its checkpoint is from another config or seed; training it again"
+        in resumed.notes
+    )
     assert [(r.member, r.epoch) for r in resumed.epochs()] == [(2, 1), (2, 2)]
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["member"] for line in lines if line != "not json"] == [1, 1, 2, 2]
     assert "not json" in lines and sorted(p.name for p in out.iterdir()) == [
-        "config.yaml", "members", "metrics.jsonl", "model"]  # no temporary file left
+        "config.yaml",
+        "members",
+        "metrics.jsonl",
+        "model",
+    ]  # no temporary file left
 
 
-def test_ensemble_finish_refuses_a_member_model_of_another_run(ensemble: Path, tmp_path: Path) -> None:
+def test_ensemble_finish_refuses_a_member_model_of_another_run(
+    ensemble: Path, tmp_path: Path
+) -> None:
     out = _copy(ensemble, tmp_path / "run")
     resumed = resume_run(out)
     assert resumed.finished
@@ -217,24 +265,41 @@ def test_ensemble_finish_refuses_a_member_model_of_another_run(ensemble: Path, t
     assert str(info.value).startswith(f"{folder}: ") and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("mine", ["members/2/model/notes.txt", "members/2/last/sub/x", "members/2/.last.old/x"])
-def test_ensemble_force_refuses_to_delete_a_member_file_nerwin_did_not_write(ensemble: Path, tmp_path: Path,
-                                                                             mine: str) -> None:
+@pytest.mark.parametrize(
+    "mine", ["members/2/model/notes.txt", "members/2/last/sub/x", "members/2/.last.old/x"]
+)
+def test_ensemble_force_refuses_to_delete_a_member_file_nerwin_did_not_write(
+    ensemble: Path, tmp_path: Path, mine: str
+) -> None:
     out = _copy(ensemble, tmp_path / "run")
     (out / mine).parent.mkdir(parents=True, exist_ok=True)
     (out / mine).write_text("mine")
     before = _snapshot(out)
     first = out / "/".join(mine.split("/")[:4])  # the model folder's own entry
     for size in ("1", "2"):
-        result = invoke(["train", "--set", "train.epochs=1", "--set", f"train.ensemble={size}", "--out", out,
-                         "--force"])
+        result = invoke(
+            [
+                "train",
+                "--set",
+                "train.epochs=1",
+                "--set",
+                f"train.ensemble={size}",
+                "--out",
+                out,
+                "--force",
+            ]
+        )
         assert_user_error(result, f"{first}: not a file nerwin writes")
         assert _snapshot(out) == before
 
 
-@pytest.mark.parametrize("name", ["members", "members/2", "members/2/metrics.jsonl", "members/2/model"])
+@pytest.mark.parametrize(
+    "name", ["members", "members/2", "members/2/metrics.jsonl", "members/2/model"]
+)
 @pytest.mark.parametrize("how", ["force", "resume"])
-def test_ensemble_never_writes_through_a_link(ensemble: Path, tmp_path: Path, name: str, how: str) -> None:
+def test_ensemble_never_writes_through_a_link(
+    ensemble: Path, tmp_path: Path, name: str, how: str
+) -> None:
     import shutil
 
     out, outside = _copy(ensemble, tmp_path / "run"), tmp_path / "outside"
@@ -244,8 +309,11 @@ def test_ensemble_never_writes_through_a_link(ensemble: Path, tmp_path: Path, na
     linked.symlink_to(outside / name)
     (out / "model" / "meta.json").unlink()  # so that a resume has work to do
     before = _snapshot(outside)
-    args = ["--resume", out] if how == "resume" else [*_args(OVERRIDES), "--set", "train.ensemble=2",
-                                                        "--out", out, "--force"]
+    args = (
+        ["--resume", out]
+        if how == "resume"
+        else [*_args(OVERRIDES), "--set", "train.ensemble=2", "--out", out, "--force"]
+    )
     assert_user_error(invoke(["train", *args]), f"{linked}: a symbolic link")
     assert _snapshot(outside) == before and linked.is_symlink()
 
@@ -255,7 +323,11 @@ def _args(overrides: list[str]) -> list[str]:
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_ensemble_interruption_names_the_member(tmp_path: Path) -> None:
@@ -269,7 +341,10 @@ def test_ensemble_interruption_names_the_member(tmp_path: Path) -> None:
             if report.member == 2:
                 os.kill(os.getpid(), signal.SIGTERM)  # stops member 2 before its next step
     message = str(info.value)
-    assert "member 2 of 3" in message and f"nerwin train --resume {out} (continues member 2)" in message
+    assert (
+        "member 2 of 3" in message
+        and f"nerwin train --resume {out} (continues member 2)" in message
+    )
     assert "\n" not in message
     assert "at member 2 of 3: 1 of 3 members done" in resume_run(out).notes[0]
 

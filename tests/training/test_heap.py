@@ -1,4 +1,5 @@
 """nerwin.training.heap: glibc keeps freed heap memory for the next step's arrays."""
+
 from __future__ import annotations
 
 import sys

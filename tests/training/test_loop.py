@@ -1,4 +1,5 @@
 """The training loop: learning, determinism, NaN guard, early stopping, pos_weight and unk_prob."""
+
 from __future__ import annotations
 
 import math
@@ -18,12 +19,26 @@ from nerwin.training.loop import EpochReport, Interrupted, TrainingData, train_e
 
 PLACES = ["Paris", "Berlin", "Oslo", "Lima", "Cairo", "Tokyo"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-FILLER = ["the", "a", "man", "went", "saw", "big", "old", "dog", "house", "and", "then", "Anna",
-          "Bob"]
+FILLER = [
+    "the",
+    "a",
+    "man",
+    "went",
+    "saw",
+    "big",
+    "old",
+    "dog",
+    "house",
+    "and",
+    "then",
+    "Anna",
+    "Bob",
+]
 
 
-def _corpus(rng: np.random.Generator, n: int,
-            n_rare: int = 0) -> tuple[list[list[str]], np.ndarray]:
+def _corpus(
+    rng: np.random.Generator, n: int, n_rare: int = 0
+) -> tuple[list[list[str]], np.ndarray]:
     """Sentences where a place word right after 'in' is a location (label 1), nothing else is.
 
     The first `n_rare` sentences end with a word seen only once (hapaxaa, hapaxba, ...; no
@@ -48,8 +63,9 @@ def _corpus(rng: np.random.Generator, n: int,
     return sentences, np.array(labels, dtype=np.float32)
 
 
-def _setup(seed: int = 0, n: int = 120, caps_dim: int = 2, activation: str = "tanh",
-           n_rare: int = 0) -> tuple[WindowClassifier, TrainingData, Vocab]:
+def _setup(
+    seed: int = 0, n: int = 120, caps_dim: int = 2, activation: str = "tanh", n_rare: int = 0
+) -> tuple[WindowClassifier, TrainingData, Vocab]:
     rng = np.random.default_rng(seed)
     sentences, labels = _corpus(rng, n, n_rare)
     vocab = build_vocab(sentences)
@@ -63,9 +79,13 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{"epochs": 5, "batch_size": 16, "lr": 0.5, "patience": 10, **kw})
 
 
-def _run(model: WindowClassifier, data: TrainingData, cfg: TrainConfig, evaluate=None,
-         seed: int = 0) -> list[EpochReport]:
-    return [report for report, _ in train_epochs(model, data, cfg, evaluate, np.random.default_rng(seed))]
+def _run(
+    model: WindowClassifier, data: TrainingData, cfg: TrainConfig, evaluate=None, seed: int = 0
+) -> list[EpochReport]:
+    return [
+        report
+        for report, _ in train_epochs(model, data, cfg, evaluate, np.random.default_rng(seed))
+    ]
 
 
 def test_training_loss_improves_across_epochs() -> None:
@@ -86,8 +106,16 @@ def test_training_report_fields() -> None:
     (report,) = _run(model, data, _cfg(epochs=1, lr=0.2))
     assert report.lr == 0.2 and report.dev is None and report.best
     assert report.seconds > 0 and report.windows_per_s > 0
-    assert set(report.to_dict()) == {"epoch", "loss", "lr", "seconds", "windows_per_s", "best", "diagnostics",
-                                     "dev"}
+    assert set(report.to_dict()) == {
+        "epoch",
+        "loss",
+        "lr",
+        "seconds",
+        "windows_per_s",
+        "best",
+        "diagnostics",
+        "dev",
+    }
 
 
 def test_training_lr_decay() -> None:
@@ -274,8 +302,9 @@ def test_training_unk_prob_zero_keeps_rare_ids(monkeypatch) -> None:
     seen = _spy_on_batches(model, monkeypatch)
     _run(model, data, _cfg(epochs=1, unk_prob=0.0), seed=0)
     shown = np.concatenate([s[0] for s in seen])
-    np.testing.assert_array_equal(_column_counts(shown, len(vocab)),
-                                  _column_counts(data.windows.words, len(vocab)))
+    np.testing.assert_array_equal(
+        _column_counts(shown, len(vocab)), _column_counts(data.windows.words, len(vocab))
+    )
 
 
 def test_training_unk_prob_without_rare_ids_runs(monkeypatch) -> None:
@@ -285,8 +314,9 @@ def test_training_unk_prob_without_rare_ids_runs(monkeypatch) -> None:
     (report,) = _run(model, data, _cfg(epochs=1, unk_prob=0.5), seed=0)
     assert math.isfinite(report.loss)
     shown = np.concatenate([s[0] for s in seen])
-    np.testing.assert_array_equal(_column_counts(shown, len(vocab)),
-                                  _column_counts(data.windows.words, len(vocab)))
+    np.testing.assert_array_equal(
+        _column_counts(shown, len(vocab)), _column_counts(data.windows.words, len(vocab))
+    )
 
 
 def test_training_embedding_lr_scale_zero_freezes_E() -> None:
@@ -301,14 +331,17 @@ def test_training_diagnostics_recorded_with_probe() -> None:
 
     model, data, _ = _setup()
     probe = probe_sample(data.windows, data.labels, size=50)
-    reports = [r for r, _ in train_epochs(model, data, _cfg(epochs=2), None, np.random.default_rng(0),
-                                          probe=probe)]
+    reports = [
+        r
+        for r, _ in train_epochs(
+            model, data, _cfg(epochs=2), None, np.random.default_rng(0), probe=probe
+        )
+    ]
     diag = reports[-1].diagnostics
     assert diag is not None and set(diag.grad_norm) == set(model.params)
     assert all(np.isfinite(v) and v >= 0 for v in diag.grad_norm.values())
     assert set(diag.update_ratio) == {k for k, p in model.params.items() if p.data.ndim == 2}
     assert diag.scores["positive"]["mean"] > diag.scores["negative"]["mean"]
-
 
 
 def test_training_dropout_same_seed_same_weights_and_differs_without() -> None:
@@ -361,21 +394,28 @@ def _with_aux(seed: int) -> tuple[WindowClassifier, TrainingData]:
 def test_training_aux_heads_learn_and_shape_the_shared_layer() -> None:
     model, data = _with_aux(5)
     _run(model, data, _cfg(epochs=4, aux_weight=1.0), seed=1)
-    aux_logits = (model.hidden(model.input_vectors(data.windows.words, data.windows.caps)).data
-                  @ model.params["U_aux"].data + model.params["c_aux"].data)[:, 0]
+    aux_logits = (
+        model.hidden(model.input_vectors(data.windows.words, data.windows.caps)).data
+        @ model.params["U_aux"].data
+        + model.params["c_aux"].data
+    )[:, 0]
     target = data.aux_labels[:, 0] > 0
     assert (aux_logits > 0).tolist() == target.tolist()  # the head learned its own type
 
     plain, data_plain = _with_aux(5)
     _run(plain, data_plain, _cfg(epochs=4, aux_weight=0.0), seed=1)
     assert not np.array_equal(model.params["W"].data, plain.params["W"].data)
-    assert np.array_equal(plain.params["U_aux"].data,
-                          WindowClassifier.initialise(plain.shape, np.random.default_rng(105)).params["U_aux"].data)
+    assert np.array_equal(
+        plain.params["U_aux"].data,
+        WindowClassifier.initialise(plain.shape, np.random.default_rng(105)).params["U_aux"].data,
+    )
 
 
 def test_training_first_epoch_is_best_without_evaluate_even_at_a_loss_above_one() -> None:
     model, data, _ = _setup(n=30)
-    model.params["u"].data *= 200.0  # confident, mostly wrong logits: a first-epoch loss far above 1
+    model.params[
+        "u"
+    ].data *= 200.0  # confident, mostly wrong logits: a first-epoch loss far above 1
     reports = _run(model, data, _cfg(epochs=2, lr=1e-6))
     assert reports[0].loss > 1.0
     assert reports[0].best

@@ -1,6 +1,7 @@
 """Interrupting, resuming and continuing runs: SIGINT/SIGTERM checkpoints, --resume, --init-from,
 and reproducibility across processes. Signals need a real process, so those tests run
 `python -m nerwin` in a subprocess."""
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _trained import assert_user_error, invoke
+
 from nerwin import __version__
 from nerwin.model.folder import FILES, load_model
 
 # Small steps so an epoch lasts a second or two and a signal lands in the middle of one.
-SLOW = ("--set", "train.batch_size=2", "--set", "train.lr=0.03", "--set", "train.epochs=3",
-        "--set", "train.dropout=0.2",  # dropout masks must replay exactly on resume too
-        "--set", "train.patience=10")
+SLOW = (
+    "--set",
+    "train.batch_size=2",
+    "--set",
+    "train.lr=0.03",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "train.dropout=0.2",  # dropout masks must replay exactly on resume too
+    "--set",
+    "train.patience=10",
+)
 FAST = ("--set", "train.epochs=1")
 TEXT = "The museums in Paris are amazing. She flew from Nairobi to Berlin on Monday."
 
@@ -36,8 +46,14 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def nerwin(tmp_path: Path, *args: object, **extra_env: str) -> subprocess.CompletedProcess:
     """Run `python -m nerwin ARGS` in tmp_path (so relative data paths must resolve from anywhere)."""
-    return subprocess.run(nerwin_cmd(*args), cwd=tmp_path, env=env(tmp_path, **extra_env),
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        nerwin_cmd(*args),
+        cwd=tmp_path,
+        env=env(tmp_path, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def weights(path: Path) -> dict[str, np.ndarray]:
@@ -66,11 +82,19 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "run"
 
 
-def interrupt_after_first_epoch(tmp_path: Path, out: Path, signum: int) -> subprocess.CompletedProcess:
+def interrupt_after_first_epoch(
+    tmp_path: Path, out: Path, signum: int
+) -> subprocess.CompletedProcess:
     """Start a run, wait for its first epoch to be logged and for epoch 2 to be under way, signal it."""
     stdout, stderr = (tmp_path / "stdout.txt").open("w+"), (tmp_path / "stderr.txt").open("w+")
-    proc = subprocess.Popen(nerwin_cmd("train", *SLOW, "--out", out), cwd=tmp_path, env=env(tmp_path),
-                            stdout=stdout, stderr=stderr, text=True)
+    proc = subprocess.Popen(
+        nerwin_cmd("train", *SLOW, "--out", out),
+        cwd=tmp_path,
+        env=env(tmp_path),
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         log = out / "metrics.jsonl"
@@ -91,10 +115,12 @@ def interrupt_after_first_epoch(tmp_path: Path, out: Path, signum: int) -> subpr
     return subprocess.CompletedProcess(proc.args, code, stdout.read(), stderr.read())
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["SIGINT", "SIGTERM"])
-def test_resume_interrupted_run_is_bit_identical(tmp_path: Path, straight: Path, signum: int,
-                                                 code: int) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+def test_resume_interrupted_run_is_bit_identical(
+    tmp_path: Path, straight: Path, signum: int, code: int
+) -> None:
     out = tmp_path / "run"
     stopped = interrupt_after_first_epoch(tmp_path, out, signum)
     assert stopped.returncode == code, (stopped.returncode, stopped.stderr)
@@ -117,10 +143,16 @@ def test_resume_interrupted_run_is_bit_identical(tmp_path: Path, straight: Path,
     assert f"resuming {out} at epoch 2" in resumed.stderr
     assert [m["epoch"] for m in metrics(out)] == [1, 2, 3]  # each epoch logged once
     for mine, theirs in zip(metrics(out), metrics(straight)):
-        assert (mine["loss"], mine["dev"], mine["best"]) == (theirs["loss"], theirs["dev"], theirs["best"])
+        assert (mine["loss"], mine["dev"], mine["best"]) == (
+            theirs["loss"],
+            theirs["dev"],
+            theirs["best"],
+        )
     for name in ("last", "model"):
         assert_bit_identical(out / name / "weights.npz", straight / name / "weights.npz")
-        assert (out / name / "vocab.txt").read_bytes() == (straight / name / "vocab.txt").read_bytes()
+        assert (out / name / "vocab.txt").read_bytes() == (
+            straight / name / "vocab.txt"
+        ).read_bytes()
 
 
 def test_resume_epoch_end_checkpoint_is_loadable(straight: Path) -> None:
@@ -159,10 +191,20 @@ def test_resume_without_checkpoint_is_one_error_line(tmp_path: Path, setup: str)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
-@pytest.mark.parametrize("extra", [["--set", "train.lr=0.1"], ["--seed", "3"], ["--force"],
-                                   ["--config", "configs/default.yaml"], ["--out", "elsewhere"]],
-                         ids=["set", "seed", "force", "config", "out"])
-def test_resume_with_other_options_is_usage_error(tmp_path: Path, straight: Path, extra: list[str]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--set", "train.lr=0.1"],
+        ["--seed", "3"],
+        ["--force"],
+        ["--config", "configs/default.yaml"],
+        ["--out", "elsewhere"],
+    ],
+    ids=["set", "seed", "force", "config", "out"],
+)
+def test_resume_with_other_options_is_usage_error(
+    tmp_path: Path, straight: Path, extra: list[str]
+) -> None:
     result = invoke(["train", "--resume", straight, *extra])
     assert result.exit_code == 2, (result.exit_code, result.stderr)
     assert "--resume" in result.stderr
@@ -173,19 +215,34 @@ def test_resume_init_from_keeps_old_ids_and_adds_new_words(tmp_path: Path) -> No
     base = tmp_path / "base"
     assert invoke(["train", *FAST, "--set", "model.hidden=[40]", "--out", base]).exit_code == 0
     corpus = tmp_path / "new.txt"
-    corpus.write_text("Zanzibar B-LOC\nis O\nwonderful O\n\nWe O\nvisited O\nQuxville B-LOC\n"
-                      "and O\nParis B-LOC\n.\tO\n", encoding="utf-8")
+    corpus.write_text(
+        "Zanzibar B-LOC\nis O\nwonderful O\n\nWe O\nvisited O\nQuxville B-LOC\n"
+        "and O\nParis B-LOC\n.\tO\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "continued"
-    result = invoke(["train", *FAST, "--set", f"data.train={corpus}", "--set", "data.dev=null",
-                     "--init-from", base / "model", "--out", out])
+    result = invoke(
+        [
+            "train",
+            *FAST,
+            "--set",
+            f"data.train={corpus}",
+            "--set",
+            "data.dev=null",
+            "--init-from",
+            base / "model",
+            "--out",
+            out,
+        ]
+    )
     assert result.exit_code == 0, (result.stderr, result.exception)
     old = (base / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     new = (out / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     old_words = [line.rsplit("\t", 1)[0] for line in old]
     new_words = [line.rsplit("\t", 1)[0] for line in new]
     assert new_words[: len(old_words)] == old_words  # same ids for every old word
-    assert {"zanzibar", "quxville"} <= set(new_words[len(old_words):])
-    assert "paris" in old_words and "paris" not in new_words[len(old_words):]
+    assert {"zanzibar", "quxville"} <= set(new_words[len(old_words) :])
+    assert "paris" in old_words and "paris" not in new_words[len(old_words) :]
     assert len(new_words) == len(set(new_words))
     tagger, config, _ = load_model(out / "model")
     assert config.model.hidden == (40,)  # the model's settings come from the old model
@@ -196,11 +253,29 @@ def test_resume_same_seed_in_two_processes_is_identical(tmp_path: Path) -> None:
     outputs = []
     for name, hash_seed in (("a", "1"), ("b", "2")):  # different string hashing per process
         out = tmp_path / name
-        proc = nerwin(tmp_path, "train", "--set", "train.epochs=2", "--seed", "7", "--out", out,
-                      PYTHONHASHSEED=hash_seed)
+        proc = nerwin(
+            tmp_path,
+            "train",
+            "--set",
+            "train.epochs=2",
+            "--seed",
+            "7",
+            "--out",
+            out,
+            PYTHONHASHSEED=hash_seed,
+        )
         assert proc.returncode == 0, proc.stderr
-        pred = nerwin(tmp_path, "predict", "--model", out / "model", "--format", "json", "--probs", TEXT,
-                      PYTHONHASHSEED=hash_seed)
+        pred = nerwin(
+            tmp_path,
+            "predict",
+            "--model",
+            out / "model",
+            "--format",
+            "json",
+            "--probs",
+            TEXT,
+            PYTHONHASHSEED=hash_seed,
+        )
         assert pred.returncode == 0, pred.stderr
         assert json.loads(pred.stdout.splitlines()[0])["tokens"]
         outputs.append((out, pred.stdout))
@@ -250,7 +325,9 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in files}
 
 
-def test_resume_checkpoint_without_train_state_is_one_error_line(tmp_path: Path, straight: Path) -> None:
+def test_resume_checkpoint_without_train_state_is_one_error_line(
+    tmp_path: Path, straight: Path
+) -> None:
     import shutil
 
     out = tmp_path / "run"
@@ -264,7 +341,9 @@ def test_resume_checkpoint_without_train_state_is_one_error_line(tmp_path: Path,
     assert _snapshot(out) == before
 
 
-def test_resume_force_clears_the_earlier_checkpoint_and_model(tmp_path: Path, straight: Path) -> None:
+def test_resume_force_clears_the_earlier_checkpoint_and_model(
+    tmp_path: Path, straight: Path
+) -> None:
     import shutil
 
     from nerwin import api
@@ -278,23 +357,39 @@ def test_resume_force_clears_the_earlier_checkpoint_and_model(tmp_path: Path, st
     (out / "linked").symlink_to(outside)  # not a path nerwin writes: left alone
     shutil.copytree(straight / "model", out / ".model.backup-v1")  # the user's hidden copies stay
     shutil.copytree(straight / "last", out / ".last.keep")
-    shutil.copytree(straight / "model", out / ".model.old")  # an interrupted save's staging folders go
+    shutil.copytree(
+        straight / "model", out / ".model.old"
+    )  # an interrupted save's staging folders go
     shutil.copytree(straight / "last", out / ".last.nerwin-new-abcd1234")
     before, kept = _snapshot(outside), _snapshot(out / ".model.backup-v1")
     api.open_run(load_config(None, ["train.epochs=1", "train.seed=3"]), out, force=True)
     # as if the new run died before its first epoch: nothing of the old run may be resumed or used
-    assert sorted(p.name for p in out.iterdir()) == [".last.keep", ".model.backup-v1", "config.yaml",
-                                                     "linked", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".last.keep",
+        ".model.backup-v1",
+        "config.yaml",
+        "linked",
+        "notes.txt",
+    ]
     assert (out / "notes.txt").read_text() == "mine" and _snapshot(outside) == before
     assert _snapshot(out / ".model.backup-v1") == kept and len(_snapshot(out / ".last.keep")) == 5
     with pytest.raises(NerwinError, match="no checkpoint to resume"):
         api.resume_run(out)
 
 
-@pytest.mark.parametrize("mine", ["model/notes.txt", "last/README", "last/sub/x.txt", ".model.old/notes.txt",
-                                  ".last.nerwin-new-abcd1234/x"])
-def test_resume_force_refuses_to_delete_a_file_nerwin_did_not_write(tmp_path: Path, straight: Path,
-                                                                     mine: str) -> None:
+@pytest.mark.parametrize(
+    "mine",
+    [
+        "model/notes.txt",
+        "last/README",
+        "last/sub/x.txt",
+        ".model.old/notes.txt",
+        ".last.nerwin-new-abcd1234/x",
+    ],
+)
+def test_resume_force_refuses_to_delete_a_file_nerwin_did_not_write(
+    tmp_path: Path, straight: Path, mine: str
+) -> None:
     import shutil
 
     out = tmp_path / "run"
@@ -303,8 +398,12 @@ def test_resume_force_refuses_to_delete_a_file_nerwin_did_not_write(tmp_path: Pa
     (out / mine).write_text("mine")
     before = _snapshot(out)
     result = invoke(["train", *FAST, "--out", out, "--force"])
-    first = out / "/".join(mine.split("/")[:2])  # the folder's own entry: last/sub, not last/sub/x.txt
-    assert_user_error(result, f"{first}: not a file nerwin writes; move it out of {first.parent}", "--out")
+    first = out / "/".join(
+        mine.split("/")[:2]
+    )  # the folder's own entry: last/sub, not last/sub/x.txt
+    assert_user_error(
+        result, f"{first}: not a file nerwin writes; move it out of {first.parent}", "--out"
+    )
     assert _snapshot(out) == before
 
 
@@ -324,8 +423,9 @@ def _link_outside(out: Path, name: str, outside: Path) -> None:
 
 @pytest.mark.parametrize("name", ["metrics.jsonl", "config.yaml", "model", "last", ".model.old"])
 @pytest.mark.parametrize("how", ["force", "resume"])
-def test_resume_and_force_never_write_through_a_link(tmp_path: Path, straight: Path, name: str,
-                                                     how: str) -> None:
+def test_resume_and_force_never_write_through_a_link(
+    tmp_path: Path, straight: Path, name: str, how: str
+) -> None:
     import shutil
 
     out, outside = tmp_path / "run", tmp_path / "outside"
@@ -356,7 +456,9 @@ def test_resume_refuses_a_folder_in_place_of_the_metrics(tmp_path: Path, straigh
     meta["train_state"]["epoch"] = 3
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     before = _snapshot(out)
-    assert_user_error(invoke(["train", "--resume", out]), f"{out / 'metrics.jsonl'}: not a file nerwin writes")
+    assert_user_error(
+        invoke(["train", "--resume", out]), f"{out / 'metrics.jsonl'}: not a file nerwin writes"
+    )
     assert _snapshot(out) == before and (out / "metrics.jsonl").is_dir()
 
 
@@ -375,14 +477,18 @@ def test_resume_unwritable_metrics_is_one_error_line(tmp_path: Path, monkeypatch
     monkeypatch.setattr(builtins, "open", refusing_open)
     result = invoke(["train", *FAST, "--out", out])
     monkeypatch.undo()
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.splitlines()[-1] == (f"error: {out / 'metrics.jsonl'}: cannot write the metrics "
-                                              "(Permission denied)")
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {out / 'metrics.jsonl'}: cannot write the metrics (Permission denied)"
+    )
 
 
-def test_resume_force_names_the_file_it_could_not_delete(tmp_path: Path, straight: Path,
-                                                         monkeypatch) -> None:
+def test_resume_force_names_the_file_it_could_not_delete(
+    tmp_path: Path, straight: Path, monkeypatch
+) -> None:
     import errno
     import shutil
 
@@ -396,9 +502,11 @@ def test_resume_force_names_the_file_it_could_not_delete(tmp_path: Path, straigh
         return real_unlink(path, *args, **kwargs)
 
     monkeypatch.setattr(Path, "unlink", refusing_unlink)
-    assert_user_error(invoke(["train", *FAST, "--out", out, "--force"]),
-                      f"{out / 'model' / 'weights.npz'}: cannot write the output directory",
-                      "Operation not permitted")
+    assert_user_error(
+        invoke(["train", *FAST, "--out", out, "--force"]),
+        f"{out / 'model' / 'weights.npz'}: cannot write the output directory",
+        "Operation not permitted",
+    )
 
 
 def test_resume_init_from_warns_that_aux_weight_is_ignored(run, tmp_path: Path) -> None:
@@ -413,6 +521,8 @@ def test_resume_init_from_warns_that_aux_weight_is_ignored(run, tmp_path: Path) 
     heads = tmp_path / "heads"
     api.train(config, heads)
     continued = api.open_run(config, tmp_path / "b", init_from=heads / "model")
-    assert continued.tagger.model.shape.aux_types and not any("aux_weight" in n for n in continued.notes)
+    assert continued.tagger.model.shape.aux_types and not any(
+        "aux_weight" in n for n in continued.notes
+    )
     quiet = api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "c", init_from=run.model)
     assert not any("aux_weight" in n for n in quiet.notes)

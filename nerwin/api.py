@@ -1,65 +1,252 @@
-"""Library entry points: train, evaluate, gradcheck (the CLI only parses and renders)."""
+"""The library: load a model and tag text, train, evaluate, explain, check gradients.
+
+Every entry point runs its numpy work on $NERWIN_THREADS BLAS threads (default 1) for the length
+of the call, and nothing here changes process-wide state at import.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 
-from nerwin.config import Config
+from nerwin.config import Config, config_from_dict, config_to_dict, load_config
 from nerwin.data.conll import Corpus, location_labels
-from nerwin.errors import NerwinError
+from nerwin.engine.blas import blas_threads, limited, limited_iterator
+from nerwin.errors import ConfigError, ModelError, NerwinError
+from nerwin.files.paths import default_run_dir, find_config
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model.folder import load_model
-from nerwin.training.ensemble import EnsembleRun, open_run, resume_run
+from nerwin.model.tagger import Tagger
+from nerwin.tag.documents import TaggedDocument, sentence_document, tag_documents, text_documents
+from nerwin.tag.pipeline import Document, LocationTagger
+from nerwin.training import ensemble
+from nerwin.training.ensemble import EnsembleRun, resume_run
 from nerwin.training.loop import Progress
 from nerwin.training.run import TrainingInterrupted, TrainingRun, TrainResult, read_corpus
 
 __all__ = [
+    "Document",
     "EnsembleRun",
+    "LocationTagger",
     "TrainResult",
     "TrainingInterrupted",
     "TrainingRun",
+    "blas_threads",
+    "data_report",
     "evaluate",
+    "explain",
     "gradcheck",
+    "load",
+    "load_tagger",
     "open_run",
-    "resume",
+    "plot",
+    "predict",
+    "read_config",
     "resume_run",
     "train",
 ]
 
 
+def read_config(
+    config: str | Path | Config | None = None,
+    overrides: Sequence[str] = (),
+    values: dict[str, Any] | None = None,
+) -> Config:
+    """A Config from a file, a shipped config's name (`conll2003`) or a Config, then overrides.
+
+    `overrides` are `key=value` strings (the value read as YAML, as `--set` does); `values` maps
+    keys to Python values: dotted (`"train.lr"`), `section__key` (`train__lr`) or a bare key name
+    that only one section has (`lr`, `epochs`, `seed`).
+    """
+    items = list(overrides) + [
+        f"{_dotted(k)}={json.dumps(_plain(v))}" for k, v in (values or {}).items()
+    ]
+    if isinstance(config, Config):
+        raw = config_to_dict(config)
+        for item in items:
+            key, _, value = item.partition("=")
+            section, _, name = key.partition(".")
+            raw.setdefault(section, {})[name] = yaml.safe_load(value)
+        return config_from_dict(raw, "config")
+    if config is not None and not isinstance(config, str | Path):
+        raise TypeError(
+            f"config must be a path, a shipped config's name or a Config, "
+            f"got {type(config).__name__}"
+        )
+    return load_config(None if config is None else find_config(str(config)), items)
+
+
+def _dotted(key: str) -> str:
+    """`train.lr`, `train__lr` or a bare unique name like `lr` -> `train.lr`."""
+    if "." in key:
+        return key
+    if "__" in key:
+        return key.replace("__", ".", 1)
+    sections = [
+        s
+        for s in ("data", "model", "train")
+        if key in {f.name for f in dataclasses.fields(getattr(Config(), s))}
+    ]
+    if len(sections) != 1:
+        where = " or ".join(f"{s}.{key}" for s in sections) or "no section has it"
+        raise ConfigError(f"{key}: name the section ({where}), e.g. train__lr=0.1")
+    return f"{sections[0]}.{key}"
+
+
+def _plain(value: Any) -> Any:
+    """Python values as JSON (which YAML reads): tuples as lists, paths as str."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+@limited
 def train(
-    config: Config,
-    out_dir: str | Path | None = None,
+    config: str | Path | Config | None = None,
+    out: str | Path | None = None,
+    *,
     force: bool = False,
-    progress: Progress | None = None,
     init_from: str | Path | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
 ) -> TrainResult:
-    """Train a tagger (or an ensemble, train.ensemble > 1) as `config` says and write it to `out_dir`."""
-    run = open_run(config, out_dir, force, init_from)
+    """Train a tagger (an ensemble when train.ensemble > 1) and write its run folder.
+
+    `config`: a YAML file, a shipped config's name (`"conll2003"`) or a Config (default: the
+    built-in defaults on the bundled corpus); keyword overrides as in read_config, e.g.
+    `nerwin.train("conll2003", epochs=3, seed=1)`.
+    """
+    cfg = read_config(config, values=overrides)
+    run = open_run(cfg, out, force, init_from)
     for _ in run.epochs(progress):
         pass
     return run.finish()
 
 
-def resume(out_dir: str | Path, progress: Progress | None = None) -> TrainResult:
-    """Finish an interrupted run from its checkpoint."""
-    run = resume_run(out_dir)
-    for _ in run.epochs(progress):
-        pass
-    return run.finish()
+def open_run(
+    config: Config,
+    out: str | Path | None = None,
+    force: bool = False,
+    init_from: str | Path | None = None,
+) -> TrainingRun | EnsembleRun:
+    """A new run, single model or ensemble, ready to train: iterate `.epochs()`, then `.finish()`.
+
+    Without `out`, a new folder runs/<date-time>-<id> is made (removed again if the run cannot
+    start, e.g. a missing corpus).
+    """
+    if out is not None:
+        return ensemble.open_run(config, out, force, init_from)
+    folder = default_run_dir()
+    try:
+        return ensemble.open_run(config, folder, force, init_from)
+    except BaseException:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
-def evaluate(model_dir: str | Path, data: str | Path, threshold: float | None = None) -> Scores:
-    """Score the model in `model_dir` on the CoNLL file `data`."""
-    tagger, config, _ = load_model(model_dir)
+def load_tagger(path: str | Path) -> tuple[Tagger, Config, dict]:
+    """The model folder at `path` (with a hint when it is a run folder), as load_model reads it."""
+    if not isinstance(path, str | Path):
+        raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
+    path = Path(path)
+    if path.is_dir() and not (path / "meta.json").exists() and (path / "model").is_dir():
+        raise ModelError(
+            f"{path}: a run folder, not a model folder; did you mean {path / 'model'}?"
+        )
+    return load_model(path)
+
+
+@limited
+def load(path: str | Path) -> LocationTagger:
+    """Load a trained model folder (RUN/model) as a LocationTagger: tag(), tag_tokens(), pipe()."""
+    return LocationTagger(load_tagger(path)[0], str(path))
+
+
+@limited
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    threshold: float | None = None,
+    location_types: Sequence[str] | None = None,
+) -> Scores:
+    """Score the model folder `model` on the CoNLL file `data` (conlleval semantics)."""
+    tagger, config, _ = load_tagger(model)
     corpus = read_corpus(str(data), config)
+    types = tuple(location_types or config.data.location_types)
+    if not set(types) & set(corpus.entity_types):
+        present = ", ".join(sorted(corpus.entity_types)) or "none"
+        raise NerwinError(
+            f"{data}: no entity of type {', '.join(types)} to score (types "
+            f"present: {present}); pass the right --location-types"
+        )
     probs = tagger.probabilities([s.words for s in corpus.sentences])
-    return LocationEvaluator(corpus, config.data.location_types).score(
-        tagger.labels(probs, threshold)
-    )
+    return LocationEvaluator(corpus, types).score(tagger.labels(probs, threshold))
+
+
+@limited_iterator
+def predict(
+    model: str | Path | Tagger,
+    documents: Iterable[TaggedDocument],
+    threshold: float | None = None,
+) -> Iterator[TaggedDocument]:
+    """Tag a stream of documents (see raw_documents / sentence_documents) with a model folder."""
+    tagger = model if isinstance(model, Tagger) else load_tagger(model)[0]
+    yield from tag_documents(tagger, documents, threshold)
+
+
+def raw_documents(texts: Iterable[str]) -> Iterator[TaggedDocument]:
+    """Raw-text documents to tag, one per text."""
+    return text_documents(texts)
+
+
+def sentence_documents(sentences: Iterable) -> Iterator[TaggedDocument]:
+    """Pre-tokenized CoNLL sentences as documents to tag, one per sentence."""
+    return map(sentence_document, sentences)
+
+
+@limited_iterator
+def explain(
+    model: str | Path,
+    texts: Iterable[str],
+    tokens: Sequence[int] | None = None,
+    all_tokens: bool = False,
+) -> Iterator:
+    """Per document, why each chosen token scored as it did (gradient x input, occlusion)."""
+    from nerwin.tag.explain import Explainer
+
+    explainer = Explainer(load_tagger(model)[0])
+    for text in texts:
+        yield explainer.explain(text, tokens, all_tokens)
+
+
+@limited
+def data_report(
+    train: str | Path,
+    dev: str | Path | None = None,
+    vectors: str | Path | None = None,
+    location_types: Sequence[str] = ("LOC",),
+    word_column: int = 0,
+    tag_column: int = -1,
+):
+    """A report on a corpus before training (sizes, tags, vocabulary, vectors, problems)."""
+    from nerwin.data.report import data_report as report
+
+    return report(train, dev, vectors, location_types, word_column, tag_column)
+
+
+def plot(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Draw a run's learning curves to an image (needs matplotlib); returns the image's path."""
+    from nerwin.training.plot import plot_run
+
+    return plot_run(run_dir, out)
 
 
 @dataclass
@@ -70,11 +257,22 @@ class GradcheckReport:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def total(self) -> int:
+        """How many gradients were compared."""
+        return sum(len(results) for _, results in self.sections)
+
+    @property
+    def failed(self) -> int:
+        """How many gradients failed."""
+        return sum(not r.ok for _, results in self.sections for r in results)
+
+    @property
     def ok(self) -> bool:
         """True when every gradient passed."""
-        return all(r.ok for _, results in self.sections for r in results)
+        return self.failed == 0
 
 
+@limited
 def gradcheck(
     config: Config | None = None,
     model_dir: str | Path | None = None,

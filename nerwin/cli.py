@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # one BLAS thread: fastest for these small matrices here
-
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,31 +12,49 @@ import typer
 
 from nerwin import __version__
 from nerwin.errors import NerwinError
-from nerwin.training.heap import keep_freed_memory
-
-keep_freed_memory()  # per-step arrays reuse heap pages instead of faulting in new ones
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Train and run window-based location taggers on a small autodiff engine.",
 )
 
+
+class OutputFormat(StrEnum):
+    """What `nerwin predict` prints per document."""
+
+    inline = "inline"
+    conll = "conll"
+    json = "json"
+
+
 ConfigOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--config",
         "-c",
-        help="YAML config file (default: built-in defaults, the bundled corpus).",
-        dir_okay=False,
+        metavar="FILE|NAME",
+        help="YAML config file, or a shipped config's name (default, conll2003, "
+        "conll2003-random). Default: built-in defaults on the bundled corpus.",
     ),
 ]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--set", "-s", help="Override a config key, e.g. --set train.lr=0.1 (repeatable)."
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set train.lr=0.1 (repeatable).",
     ),
+]
+ModelOpt = Annotated[
+    Path, typer.Option("--model", "-m", metavar="DIR", help="Model directory (RUN/model).")
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option(help="Decision threshold (default: the model's).", min=0.0, max=1.0),
 ]
 
 
@@ -66,6 +80,9 @@ def main(
     ] = False,
 ) -> None:
     """Train and run window-based location taggers on a small autodiff engine."""
+    from nerwin.training.heap import keep_freed_memory
+
+    keep_freed_memory()  # this process's per-step arrays reuse heap pages
 
 
 @app.command()
@@ -74,26 +91,28 @@ def train(
     set_: SetOpt = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Run directory (default: runs/<date-time>)."),
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run directory (default: runs/<date-time>-<id>)."
+        ),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Overwrite a run directory that already holds files.")
+        bool, typer.Option("--force", help="Overwrite a run directory that already holds files.")
     ] = False,
     resume: Annotated[
         Path | None,
-        typer.Option(help="Continue the interrupted run in this directory.", file_okay=False),
+        typer.Option(metavar="DIR", help="Continue the interrupted run in this directory."),
     ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
-            help="Start from this trained model (RUN/model); new words are added.", file_okay=False
+            metavar="MODEL_DIR",
+            help="Start from this trained model (RUN/model); new words are added.",
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Shortcut for --set train.seed=N.")] = None,
 ) -> None:
     """Train a location tagger; prints one line per epoch and the best dev scores."""
-    from nerwin import api, render
-    from nerwin.config import load_config
+    from nerwin import api
 
     overrides = list(set_ or []) + ([f"train.seed={seed}"] if seed is not None else [])
     if resume is not None and (config or overrides or out or force or init_from):
@@ -101,32 +120,54 @@ def train(
             "--resume takes the run's own config; drop the other options", param_hint="--resume"
         )
     try:
-        if resume is not None:
-            run = api.resume_run(resume)
-        else:
-            run = api.open_run(load_config(config, overrides), out, force, init_from)
-        for note in run.notes:
-            typer.echo(note, err=True)
-        for report in run.epochs(render.TqdmProgress()):
-            typer.echo(render.epoch_line(report))
-            for warning in render.diagnostic_warnings(report):
-                typer.echo(warning, err=True)
-        typer.echo(render.result_line(run.finish()))
+        with api.blas_threads():
+            _train(config, overrides, out, force, resume, init_from)
     except api.TrainingInterrupted as err:
         typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=130 if err.signal_name == "SIGINT" else 143)
+        raise typer.Exit(code=130 if err.signal_name == "SIGINT" else 143) from None
     except NerwinError as err:
         _fail(err)
 
 
+def _train(
+    config: str | None,
+    overrides: list[str],
+    out: Path | None,
+    force: bool,
+    resume: Path | None,
+    init_from: Path | None,
+) -> None:
+    """Open (or resume) the run, print its notes, a line per epoch and the result."""
+    from nerwin import api, render
+
+    if resume is not None:
+        run = api.resume_run(resume)
+    else:
+        run = api.open_run(api.read_config(config, overrides), out, force, init_from)
+    for note in run.notes:
+        typer.echo(note, err=True)
+    for report in run.epochs(render.TqdmProgress()):
+        render.echo(render.epoch_line(report))
+        for warning in render.diagnostic_warnings(report):
+            typer.echo(warning, err=True)
+    render.echo(render.result_line(run.finish()))
+
+
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")],
-    data: Annotated[Path, typer.Option("--data", "-d", help="CoNLL file with gold tags.")],
+    model: ModelOpt,
+    data: Annotated[
+        Path, typer.Option("--data", "-d", metavar="FILE", help="CoNLL file with gold tags.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option(help="Decision threshold (default: the model's).", min=0.0, max=1.0),
+    threshold: ThresholdOpt = None,
+    location_types: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--location-types",
+            metavar="TYPE[,TYPE]",
+            help="Entity types that count as locations (default: the model's).",
+        ),
     ] = None,
 ) -> None:
     """Score a trained model on a CoNLL file (conlleval-style report, or --json)."""
@@ -134,7 +175,7 @@ def evaluate(
     from nerwin.metrics import conlleval_report
 
     try:
-        scores = api.evaluate(model, data, threshold)
+        scores = api.evaluate(model, data, threshold, _types(location_types) or None)
     except NerwinError as err:
         _fail(err)
     typer.echo(json.dumps(scores.to_dict()) if as_json else conlleval_report(scores))
@@ -146,7 +187,12 @@ def gradcheck(
     set_: SetOpt = None,
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", help="Also check a trained model on a batch of its data."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="DIR",
+            help="Also check a trained model on a batch of its data.",
+        ),
     ] = None,
     eps: Annotated[
         float, typer.Option(help="Central-difference step h.", min=1e-12, max=1.0)
@@ -155,11 +201,9 @@ def gradcheck(
 ) -> None:
     """Check every gradient of the engine and of a window classifier numerically (float64)."""
     from nerwin import api
-    from nerwin.config import load_config
 
     try:
-        cfg = load_config(config, list(set_ or []))
-        report = api.gradcheck(cfg, model, eps, tol)
+        report = api.gradcheck(api.read_config(config, list(set_ or [])), model, eps, tol)
     except NerwinError as err:
         _fail(err)
     for title, results in report.sections:
@@ -168,12 +212,9 @@ def gradcheck(
             typer.echo(result.line())
     for note in report.notes:
         typer.echo(f"note: {note}")
-    failed = sum(not r.ok for _, results in report.sections for r in results)
-    total = sum(len(results) for _, results in report.sections)
-    typer.echo(
-        f"{total - failed} of {total} gradients ok" + (f", {failed} FAILED" if failed else "")
-    )
-    if failed:
+    failed = f", {report.failed} FAILED" if report.failed else ""
+    typer.echo(f"{report.total - report.failed} of {report.total} gradients ok{failed}")
+    if report.failed:
         raise typer.Exit(code=1)
 
 
@@ -182,65 +223,64 @@ def predict(
     texts: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="TEXT",
             help="Text to tag (each argument is a document). Default: --input files, else stdin.",
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")
-    ] = ...,
+    model: ModelOpt = ...,
     input_: Annotated[
         list[Path] | None,
         typer.Option(
-            "--input", "-i", help="Input file, one document per line ('-' = stdin; repeatable)."
+            "--input",
+            "-i",
+            metavar="FILE",
+            help="Input file, one document per line ('-' = stdin; repeatable).",
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="inline, conll or json.")] = "inline",
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.inline,
     probs: Annotated[
         bool, typer.Option("--probs", help="json: add each token's probability.")
     ] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option(help="Decision threshold (default: the model's).", min=0.0, max=1.0),
-    ] = None,
+    threshold: ThresholdOpt = None,
     pretokenized: Annotated[
-        bool, typer.Option(help="Input is CoNLL columns (one token per line), not raw text.")
+        bool,
+        typer.Option(
+            "--pretokenized", help="Input is CoNLL columns (one token per line), not raw text."
+        ),
     ] = False,
     word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0,
 ) -> None:
     """Tag location names in text, files or stdin with a trained model."""
-    from nerwin.model.folder import load_model
-    from nerwin.render import progress_bar as render_progress
-    from nerwin.tag.documents import sentence_document, tag_documents, text_documents
-    from nerwin.tag.formats import FORMATS, render
+    from nerwin import api, render
+    from nerwin.tag.formats import render as render_doc
     from nerwin.tag.inputs import conll_sentences, raw_documents
 
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"choose one of {', '.join(FORMATS)}", param_hint="--format")
     if pretokenized and texts:
         raise typer.BadParameter(
             "--pretokenized reads CoNLL from --input files or stdin, not TEXT",
             param_hint="--pretokenized",
         )
     try:
-        tagger, _, _ = load_model(model)
         if pretokenized:
-            docs = map(sentence_document, conll_sentences(input_ or [], word_column))
+            docs = api.sentence_documents(conll_sentences(input_ or [], word_column))
         else:
-            docs = text_documents(raw_documents(texts or [], input_ or []))
+            docs = api.raw_documents(raw_documents(texts or [], input_ or []))
         out = sys.stdout
-        with render_progress(unit="doc", disable=None if input_ else True) as bar:
-            for doc in tag_documents(tagger, docs, threshold):
-                out.write(render(doc, fmt, probs))
+        with render.progress_bar(unit="doc", disable=None if input_ else True) as bar:
+            for doc in api.predict(model, docs, threshold):
+                out.write(render_doc(doc, fmt.value, probs))
                 bar.update(1)
         out.flush()
     except NerwinError as err:
         _fail(err)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
-        sys.stdout = open(os.devnull, "w")
+        render.silence_stdout()
     except OSError as err:
         typer.echo(f"error: cannot write the output ({err.strerror})", err=True)
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=1) from None
 
 
 @app.command()
@@ -248,18 +288,18 @@ def explain(
     texts: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Text to explain (each argument is a document). Default: stdin, one document per line.",
+            metavar="TEXT",
+            help="Text to explain (each argument is a document). Default: stdin, one per line.",
             show_default=False,
         ),
     ] = None,
-    model: Annotated[
-        Path, typer.Option("--model", "-m", help="Model directory (RUN/model).")
-    ] = ...,
+    model: ModelOpt = ...,
     token: Annotated[
         list[int] | None,
         typer.Option(
             "--token",
             "-t",
+            metavar="N",
             help="Explain token N (0-based, counted over the document's tokens; repeatable).",
         ),
     ] = None,
@@ -268,42 +308,45 @@ def explain(
         bool, typer.Option("--json", help="Print one JSON object per document.")
     ] = False,
 ) -> None:
-    """Show how each window position drove a token's location score (gradient x input, occlusion)."""
-    from nerwin.model.folder import load_model
-    from nerwin.tag.explain import Explainer, render_explanation
+    """Show how each window position drove a token's location score (gradient x input)."""
+    from nerwin import api
+    from nerwin.tag.explain import render_explanation
     from nerwin.tag.inputs import raw_documents
 
     if token and all_:
         raise typer.BadParameter("choose --token N or --all, not both", param_hint="--all")
     try:
-        explainer = Explainer(load_model(model)[0])
-        for i, text in enumerate(raw_documents(texts or [], [])):
-            doc = explainer.explain(text, token, all_)
-            rendered = (
-                json.dumps(doc.to_dict(), ensure_ascii=False)
-                if as_json
-                else render_explanation(doc)
-            )
-            typer.echo(rendered if as_json or i == 0 else "\n" + rendered)
+        documents = api.explain(model, raw_documents(texts or [], []), token, all_)
+        for i, doc in enumerate(documents):
+            if as_json:
+                typer.echo(json.dumps(doc.to_dict(), ensure_ascii=False))
+            else:
+                typer.echo(("" if i == 0 else "\n") + render_explanation(doc))
     except NerwinError as err:
         _fail(err)
 
 
 @app.command("data")
 def data_(
-    train: Annotated[Path, typer.Option("--train", help="Training corpus (CoNLL columns).")],
+    train: Annotated[
+        Path, typer.Option("--train", metavar="FILE", help="Training corpus (CoNLL columns).")
+    ],
     dev: Annotated[
-        Path | None, typer.Option("--dev", help="Dev corpus: OOV rate and overlap with train.")
+        Path | None,
+        typer.Option("--dev", metavar="FILE", help="Dev corpus: OOV rate and overlap with train."),
     ] = None,
     vectors: Annotated[
         Path | None,
-        typer.Option("--vectors", help="Pretrained vectors: coverage of the training vocabulary."),
+        typer.Option(
+            "--vectors", metavar="FILE", help="Pretrained vectors: coverage of the vocabulary."
+        ),
     ] = None,
     location_types: Annotated[
         list[str] | None,
         typer.Option(
             "--location-types",
-            help="Entity types that count as locations (repeatable or comma-separated; default LOC).",
+            metavar="TYPE[,TYPE]",
+            help="Entity types that count as locations (repeatable or comma-separated; LOC).",
         ),
     ] = None,
     word_column: Annotated[int, typer.Option(help="Column of the word.")] = 0,
@@ -313,13 +356,12 @@ def data_(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Report on a corpus before training; exit 1 listing the problems when it cannot train."""
-    from nerwin.data.report import data_report, render_report
+    from nerwin import api
+    from nerwin.data.report import render_report
 
-    types = [
-        t.strip() for value in (location_types or ["LOC"]) for t in value.split(",") if t.strip()
-    ]
+    types = _types(location_types) or ["LOC"]
     try:
-        report = data_report(train, dev, vectors, types, word_column, tag_column)
+        report = api.data_report(train, dev, vectors, types, word_column, tag_column)
     except NerwinError as err:
         _fail(err)
     typer.echo(
@@ -333,22 +375,30 @@ def data_(
 @app.command()
 def plot(
     run_dir: Annotated[
-        Path, typer.Argument(help="Run directory (holds metrics.jsonl).", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="Run directory (holds metrics.jsonl).", show_default=False
+        ),
     ],
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
+            metavar="FILE",
             help="Image file (default: RUN_DIR/curves.png; .svg and .pdf work too).",
-            dir_okay=False,
         ),
     ] = None,
 ) -> None:
     """Draw loss, dev P/R/F1 (and diagnostics) per epoch to an image; needs matplotlib."""
-    from nerwin.training.plot import plot_run
+    from nerwin import api
 
     try:
-        typer.echo(str(plot_run(run_dir, out)))
+        typer.echo(str(api.plot(run_dir, out)))
     except NerwinError as err:
         _fail(err)
+
+
+def _types(values: list[str] | None) -> list[str]:
+    """Entity types from repeated and comma-separated option values."""
+    return [t.strip() for value in (values or []) for t in value.split(",") if t.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tqdm import tqdm
@@ -41,6 +42,22 @@ class TqdmProgress:
             self.bar = None
 
 
+def echo(line: str) -> None:
+    """Print a result line to stdout; once its reader has gone (a closed pipe), print nothing."""
+    try:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+
+
+def silence_stdout() -> None:
+    """Send the rest of stdout to /dev/null (the reader left, e.g. `| head -1`), quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def progress_bar(unit: str, disable: bool | None = None) -> tqdm:
     """A counter on stderr (silent off a terminal), e.g. documents tagged from files."""
     return tqdm(unit=unit, file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True)
@@ -75,9 +92,9 @@ def result_line(result) -> str:
     if result.member_epochs:
         epochs = ", ".join(map(str, result.member_epochs))
         return (
-            f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): dev LOC F1 {100 * e.f1:.2f} "
-            f"(P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; "
-            f"{result.seconds:.1f}s; model saved to {where}"
+            f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): "
+            f"dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) "
+            f"at threshold {result.threshold:.2f}; {result.seconds:.1f}s; model saved to {where}"
         )
     return (
         f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "

@@ -143,3 +143,66 @@ def test_api_tuned_threshold_is_the_one_saved(tmp_path: Path) -> None:
     tagger, _, meta = load_model(tmp_path / "run" / "model")
     assert meta["threshold"] == tagger.threshold == result.threshold
     assert api.evaluate(tmp_path / "run" / "model", DEV).entity.f1 == result.dev.entity.f1
+
+
+def test_api_read_config_keyword_overrides() -> None:
+    config = api.read_config(None, values={"epochs": 2, "train__lr": 0.1, "model.hidden": (20, 10)})
+    assert (config.train.epochs, config.train.lr, config.model.hidden) == (2, 0.1, (20, 10))
+    again = api.read_config(config, values={"seed": 5})
+    assert again.train.seed == 5 and again.model.hidden == (20, 10)
+
+
+def test_api_read_config_ambiguous_or_unknown_bare_key() -> None:
+    with pytest.raises(NerwinError, match="name the section"):
+        api.read_config(None, values={"learning_rate": 0.1})
+
+
+def test_api_read_config_finds_a_shipped_config_by_name() -> None:
+    config = api.read_config("conll2003-random")
+    assert config.train.unk_prob == 0.5
+    with pytest.raises(NerwinError, match="shipped: .*conll2003"):
+        api.read_config("no-such-config")
+    with pytest.raises(TypeError, match="config must be"):
+        api.read_config(3)
+
+
+def test_api_public_names_train_with_keyword_overrides(tmp_path: Path) -> None:
+    import nerwin
+
+    result = nerwin.train(None, tmp_path / "run", epochs=1, hidden=20)
+    assert result.best_epoch == 1
+    _, config, _ = load_model(tmp_path / "run" / "model")
+    assert config.model.hidden == (20,)
+    scores = nerwin.evaluate(tmp_path / "run" / "model", DEV)
+    assert scores == result.dev
+
+
+def test_api_limits_blas_threads_during_a_call(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    class Watch:
+        def start(self, epoch: int, total: int) -> None:
+            seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+        def advance(self, windows: int, loss: float) -> None: ...
+
+        def close(self) -> None: ...
+
+    api.train(load_config(None, ["train.epochs=1"]), tmp_path / "run", progress=Watch())
+    assert seen and set(seen) == {1}
+
+
+def test_api_import_leaves_process_state_alone() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, json; before = dict(os.environ); import nerwin, nerwin.cli, nerwin.api; "
+        "print(json.dumps(sorted(set(os.environ.items()) ^ set(before.items()))))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if "NUM_THREADS" not in k}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []

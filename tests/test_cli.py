@@ -1,4 +1,4 @@
-"""The command line: help, version, train/evaluate/predict/gradcheck runs and one-line user errors."""
+"""The command line: help, version, train, evaluate, predict, gradcheck; one-line user errors."""
 
 from __future__ import annotations
 
@@ -395,3 +395,56 @@ def test_cli_predict_pretokenized_with_text_is_usage_error(run: TrainedRun) -> N
 @pytest.mark.parametrize("option", [["--eps", "0"], ["--tol", "-1"]])
 def test_cli_gradcheck_rejects_bad_tolerances(option: list[str]) -> None:
     assert invoke(["gradcheck", *option]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "gradcheck", "predict", "explain", "data", "plot"]
+)
+def test_cli_help_shows_no_type_noise_after_flags(command: str) -> None:
+    result = invoke([command, "--help"])
+    assert_ok(result)
+    assert "<bool>" not in result.stdout
+
+
+def test_cli_predict_help_lists_the_formats() -> None:
+    assert "inline|conll|json" in invoke(["predict", "--help"]).stdout
+
+
+def test_cli_predict_run_folder_suggests_its_model(run: TrainedRun) -> None:
+    result = invoke(["predict", "--model", run.out_dir, "Paris"])
+    assert_user_error(result, "did you mean", str(run.out_dir / "model"))
+
+
+def test_cli_train_config_by_shipped_name(tmp_path: Path) -> None:
+    result = invoke(
+        ["train", "--config", "default", "--set", "train.epochs=1", "--out", tmp_path / "r"]
+    )
+    assert_ok(result)
+    result = invoke(["train", "--config", "nope", "--out", tmp_path / "s"])
+    assert_user_error(result, "nope", "shipped: ")
+
+
+def test_cli_train_failed_start_leaves_no_run_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["train", "--set", "data.train=missing.txt"])
+    assert_user_error(result, "missing.txt")
+    assert not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_cli_ten_runs_started_at_once_get_ten_folders(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "nerwin", "train", "--set", "train.epochs=1"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(10)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, [err for _, err in outs]
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 10
+    for folder in folders:
+        assert len((folder / "metrics.jsonl").read_text().splitlines()) == 1
+        assert (folder / "model" / "meta.json").is_file()
+    assert len({out for out, _ in outs}) == 10  # each printed its own folder

@@ -12,9 +12,7 @@ from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.model.classifier import WindowClassifier
 
-SCORE_BATCH = (
-    4096  # windows scored per forward at inference (fits the caches better than larger batches)
-)
+SCORE_BATCH = 4096  # windows per forward at inference (fits the caches better than larger ones)
 
 
 @dataclass
@@ -25,13 +23,11 @@ class Tagger:
     vocab: Vocab
     threshold: float = 0.5
     features: dict[str, TokenFeature] = field(default_factory=dict)  # by model table name
-    members: tuple[
-        WindowClassifier, ...
-    ] = ()  # an ensemble's other models (same shape), averaged with `model`
+    members: tuple[WindowClassifier, ...] = ()  # an ensemble's other models, averaged with `model`
 
     @property
     def models(self) -> tuple[WindowClassifier, ...]:
-        """Every model whose probabilities are averaged: `model` and the ensemble's other members."""
+        """Every model whose probabilities are averaged: `model`, then the other members."""
         return (self.model, *self.members)
 
     @property
@@ -40,7 +36,8 @@ class Tagger:
         return self.model.shape.caps_dim > 0
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> WindowData:
-        """Windows of ids for every token of `sentences`."""
+        """Windows of ids for every token of `sentences` (a list of lists of words)."""
+        _check_sentences(sentences)
         return encode_sentences(
             sentences, self.vocab, self.model.shape.window, self.uses_caps, self.features
         )
@@ -75,6 +72,19 @@ class Tagger:
         """0/1 location decisions from probabilities."""
         cut = self.threshold if threshold is None else threshold
         return (probabilities >= cut).astype(np.int8)
+
+
+def _check_sentences(sentences: object) -> None:
+    """TypeError unless `sentences` is a sequence of word sequences (a str would pass silently)."""
+    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
+        raise TypeError(
+            f"expected a list of sentences (lists of words), got {type(sentences).__name__}"
+        )
+    if sentences and isinstance(sentences[0], str):
+        raise TypeError(
+            "expected a list of sentences (lists of words), got a list of str; "
+            "wrap one sentence as [words]"
+        )
 
 
 def split_flat(values: np.ndarray, lengths: Sequence[int]) -> Iterator[np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -17,12 +18,12 @@ BATCH_TOKENS = 20000  # tokens scored together; bounds memory on long streams
 
 @dataclass(frozen=True)
 class Entity:
-    """A predicted location: its text, character offsets into the document, and confidence."""
+    """A predicted location: its text, character offsets into the document, and probability."""
 
     text: str
     start: int
     end: int
-    confidence: float  # mean P(location) of its tokens
+    probability: float  # mean P(location) of its tokens
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -30,7 +31,7 @@ class Entity:
             "text": self.text,
             "start": self.start,
             "end": self.end,
-            "confidence": round(self.confidence, 4),
+            "probability": self.probability,
         }
 
 
@@ -43,6 +44,26 @@ class TaggedDocument:
     probs: list[np.ndarray] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
     columns: list[Sentence] | None = None  # the input rows, for pre-tokenized CoNLL input
+    id: Any = None  # the caller's document id, carried to the output
+
+    @classmethod
+    def from_text(cls, text: str, ident: Any = None) -> TaggedDocument:
+        """Raw text split into sentences of tokens."""
+        return cls(text, tokenize(text), id=ident)
+
+    @classmethod
+    def from_sentences(
+        cls, sentences: Sequence[Sequence[str]], ident: Any = None
+    ) -> TaggedDocument:
+        """Pre-tokenized sentences as one document: words joined by single spaces."""
+        tokens, offset = [], 0
+        for words in sentences:
+            spans = []
+            for word in words:
+                spans.append(Token(word, offset, offset + len(word)))
+                offset += len(word) + 1
+            tokens.append(spans)
+        return cls(" ".join(w for words in sentences for w in words), tokens, id=ident)
 
     def entities(self) -> list[Entity]:
         """Maximal runs of location tokens within a sentence, as entities."""
@@ -63,17 +84,15 @@ class TaggedDocument:
 
 def sentence_document(sentence: Sentence) -> TaggedDocument:
     """A pre-tokenized sentence as a document: its words joined by single spaces."""
-    tokens, offset = [], 0
-    for word in sentence.words:
-        tokens.append(Token(word, offset, offset + len(word)))
-        offset += len(word) + 1
-    return TaggedDocument(" ".join(sentence.words), [tokens], columns=[sentence])
+    doc = TaggedDocument.from_sentences([sentence.words])
+    doc.columns = [sentence]
+    return doc
 
 
 def text_documents(texts: Iterable[str]) -> Iterator[TaggedDocument]:
     """Raw-text documents split into sentences of tokens."""
     for text in texts:
-        yield TaggedDocument(text, tokenize(text))
+        yield TaggedDocument.from_text(text)
 
 
 def tag_documents(
@@ -81,14 +100,16 @@ def tag_documents(
     documents: Iterable[TaggedDocument],
     threshold: float | None = None,
     batch_tokens: int = BATCH_TOKENS,
+    batch_docs: int | None = None,
 ) -> Iterator[TaggedDocument]:
-    """Fill probs and labels of each document, scoring in batches of about `batch_tokens` tokens."""
+    """Fill probs and labels of each document, scoring in batches of about `batch_tokens` tokens
+    (or `batch_docs` documents, whichever comes first)."""
     pending: list[TaggedDocument] = []
     size = 0
     for doc in documents:
         pending.append(doc)
         size += max(1, sum(len(s) for s in doc.sentences))  # empty documents still fill a batch
-        if size >= batch_tokens:
+        if size >= batch_tokens or (batch_docs is not None and len(pending) >= batch_docs):
             yield from _score(tagger, pending, threshold)
             pending, size = [], 0
     yield from _score(tagger, pending, threshold)

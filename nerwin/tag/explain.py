@@ -228,13 +228,6 @@ class Explainer:
         return delta
 
 
-def explain_text(
-    tagger: Tagger, text: str, indices: Sequence[int] | None = None, all_tokens: bool = False
-) -> DocumentExplanation:
-    """One-off `Explainer(tagger).explain(...)`."""
-    return Explainer(tagger).explain(text, indices, all_tokens)
-
-
 def _choose(
     n: int, locations: np.ndarray, indices: Sequence[int] | None, all_tokens: bool
 ) -> list[int]:

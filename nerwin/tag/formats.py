@@ -37,10 +37,11 @@ def render_conll(doc: TaggedDocument, label: str = "LOC") -> str:
 
 def render_json(doc: TaggedDocument, with_probs: bool = False) -> str:
     """One JSON object: the text, its entities and (optionally) every token's probability."""
-    record: dict = {"text": doc.text, "entities": [e.to_dict() for e in doc.entities()]}
+    entities = [{**e.to_dict(), "probability": round(e.probability, 4)} for e in doc.entities()]
+    record: dict = {"text": doc.text, "entities": entities}
     if with_probs:
         record["tokens"] = [
-            {"text": t.text, "start": t.start, "end": t.end, "prob": round(float(p), 4)}
+            {"text": t.text, "start": t.start, "end": t.end, "probability": round(float(p), 4)}
             for tokens, probs in zip(doc.sentences, doc.probs)
             for t, p in zip(tokens, probs)
         ]

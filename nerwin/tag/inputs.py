@@ -19,7 +19,7 @@ def _binary_lines(path: Path) -> Iterator[bytes]:
         yield from sys.stdin.buffer
         return
     try:
-        handle: BinaryIO = open(path, "rb")
+        handle: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by the `with` below)
     except OSError as err:
         raise DataError(f"cannot read input ({err.strerror})", path) from None
     with handle:

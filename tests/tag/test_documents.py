@@ -70,7 +70,7 @@ def _check_offsets(records: list[dict]) -> int:
             assert text[start:end] == entity["text"], (entity, text)
             assert entity["text"] == entity["text"].strip()
             assert start >= last_end, "entities overlap or are out of order"
-            assert 0.0 <= entity["confidence"] <= 1.0
+            assert 0.0 <= entity["probability"] <= 1.0
             last_end = end
             n += 1
         for token in record.get("tokens", []):
@@ -253,8 +253,8 @@ def test_predict_probs_adds_tokens(run: TrainedRun, docs_file: Path) -> None:
         assert bool(record["tokens"]) == bool(record["text"].strip())
         previous_end = 0
         for token in record["tokens"]:
-            assert set(token) == {"text", "start", "end", "prob"}
-            assert 0.0 <= token["prob"] <= 1.0
+            assert set(token) == {"text", "start", "end", "probability"}
+            assert 0.0 <= token["probability"] <= 1.0
             assert token["start"] >= previous_end and token["text"].strip() == token["text"] != ""
             previous_end = token["end"]
             n += 1
@@ -285,28 +285,28 @@ def test_predict_high_threshold_finds_no_more_entities(run: TrainedRun, docs_fil
                     e["start"] <= token["start"] and token["end"] <= e["end"]
                     for e in record["entities"]
                 )
-                if abs(token["prob"] - threshold) > 1e-4:  # probs are rounded to 4 decimals
-                    assert inside == (token["prob"] >= threshold), (threshold, token)
+                if abs(token["probability"] - threshold) > 1e-4:  # probs are rounded to 4 decimals
+                    assert inside == (token["probability"] >= threshold), (threshold, token)
                 tagged += inside
                 untagged += not inside
         assert untagged and (tagged or threshold > 0.5), threshold  # both sides exercised
 
 
-def test_predict_confidence_is_mean_token_prob(run: TrainedRun, docs_file: Path) -> None:
+def test_predict_entity_probability_is_mean_token_prob(run: TrainedRun, docs_file: Path) -> None:
     threshold = load_model(run.model)[0].threshold
     records = _json_lines(_predict(run, "--input", docs_file, "--format", "json", "--probs"))
     checked = 0
     for record in records:
         for entity in record["entities"]:
             members = [
-                t["prob"]
+                t["probability"]
                 for t in record["tokens"]
                 if entity["start"] <= t["start"] and t["end"] <= entity["end"]
             ]
             assert members
             assert all(p >= threshold - 1e-4 for p in members)
             # both sides are rounded to 4 decimals
-            assert entity["confidence"] == pytest.approx(np.mean(members), abs=1.5e-4)
+            assert entity["probability"] == pytest.approx(np.mean(members), abs=1.5e-4)
             checked += 1
     assert checked >= 5
 

@@ -16,7 +16,7 @@ from nerwin.engine import Tensor, no_grad
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import load_model
 from nerwin.model.tagger import Tagger
-from nerwin.tag.explain import Explainer, ExplainError, explain_text, render_explanation
+from nerwin.tag.explain import Explainer, ExplainError, render_explanation
 
 PARIS = "The museums in Paris are amazing."
 WORDS = ["the", "museums", "in", "paris", "are", "amazing", "went", "to", "rome", "."]
@@ -57,7 +57,7 @@ def _zero_input_score(model: WindowClassifier, words: np.ndarray, caps: np.ndarr
 
 
 def test_explain_relu_contributions_and_bias_sum_to_score(tagger: Tagger) -> None:
-    doc = explain_text(tagger, PARIS, all_tokens=True)
+    doc = Explainer(tagger).explain(PARIS, all_tokens=True)
     assert len(doc.explained) == len(doc.tokens) == 7
     for e in doc.explained:
         assert e.inputs + e.bias == pytest.approx(e.score, abs=1e-9 * max(1.0, abs(e.score)))
@@ -68,7 +68,7 @@ def test_explain_bias_is_the_active_units_bias(tagger: Tagger) -> None:
     """One hidden layer: bias contribution = sum_j relu'(z_j) b_j u_j + c."""
     model = tagger.model.astype("float64")
     data = tagger.encode([["The", "museums", "in", "Paris", "are", "amazing", "."]])
-    doc = explain_text(tagger, PARIS, all_tokens=True)
+    doc = Explainer(tagger).explain(PARIS, all_tokens=True)
     (z,) = model.pre_activations(data.words, data.caps)
     b, u, c = model.params["b"].data, model.params["u"].data[:, 0], model.params["c"].data[0]
     for e in doc.explained:
@@ -79,7 +79,7 @@ def test_explain_bias_is_the_active_units_bias(tagger: Tagger) -> None:
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu"])
 def test_explain_several_layers_add_up(activation: str) -> None:
     tagger = _hand_tagger(activation, (7, 5))
-    doc = explain_text(tagger, "The museums in Paris went to Rome .", all_tokens=True)
+    doc = Explainer(tagger).explain("The museums in Paris went to Rome .", all_tokens=True)
     data = tagger.encode([[t.text for t in doc.tokens]])
     for e in doc.explained:
         assert abs(e.remainder) < 1e-12
@@ -94,7 +94,7 @@ def test_explain_curved_activation_reports_the_rest_and_true_gradients() -> None
     """tanh: contributions still use ds/dx from backward (checked by central differences)."""
     tagger = _hand_tagger("tanh", (6,))
     model = tagger.model
-    doc = explain_text(tagger, "They went to Rome .", indices=[3])
+    doc = Explainer(tagger).explain("They went to Rome .", indices=[3])
     (e,) = doc.explained
     assert abs(e.remainder) > 1e-6
     assert e.inputs + e.bias + e.remainder == pytest.approx(e.score, abs=1e-12)
@@ -119,7 +119,7 @@ def test_explain_occluding_a_word_with_zero_contribution_changes_nothing() -> No
     model = tagger.model
     ((_, _, block),) = [(t, p, b) for t, p, b in model.input_blocks() if (t, p) == ("E", 4)]
     model.params["W"].data[block] = 0.0  # the word two to the right cannot matter
-    (e,) = explain_text(tagger, "The museums in Paris went to Rome .", indices=[2]).explained
+    (e,) = Explainer(tagger).explain("The museums in Paris went to Rome .", indices=[2]).explained
     assert e.positions[4].word == "went" and e.positions[4].known
     assert e.positions[4].contributions["word"] == 0.0
     assert e.positions[4].occlusion == pytest.approx(0.0, abs=1e-12)
@@ -130,7 +130,7 @@ def test_explain_occlusion_of_unknown_word_or_unk_equal_vector_is_zero() -> None
     tagger = _hand_tagger("relu", (8,))
     E = tagger.model.params["E"].data
     E[tagger.vocab.index["rome"]] = E[UNK_ID]
-    (e,) = explain_text(tagger, "They went to Rome and Zanzibar .", indices=[3]).explained
+    (e,) = Explainer(tagger).explain("They went to Rome and Zanzibar .", indices=[3]).explained
     by_word = {p.word: p for p in e.positions}
     assert by_word["Rome"].known and by_word["Rome"].occlusion == pytest.approx(0.0, abs=1e-12)
     assert not by_word["Zanzibar"].known and by_word["Zanzibar"].occlusion == 0.0
@@ -138,7 +138,7 @@ def test_explain_occlusion_of_unknown_word_or_unk_equal_vector_is_zero() -> None
 
 
 def test_explain_occlusion_matches_rescoring_with_unk(tagger: Tagger) -> None:
-    (e,) = explain_text(tagger, PARIS, indices=[3]).explained
+    (e,) = Explainer(tagger).explain(PARIS, indices=[3]).explained
     model = tagger.model.astype("float64")
     data = tagger.encode([["The", "museums", "in", "Paris", "are", "amazing", "."]])
     words = data.words[3].copy()
@@ -149,7 +149,7 @@ def test_explain_occlusion_matches_rescoring_with_unk(tagger: Tagger) -> None:
 
 
 def test_explain_padding_has_no_occlusion(tagger: Tagger) -> None:
-    (e,) = explain_text(tagger, "Paris .", indices=[0]).explained
+    (e,) = Explainer(tagger).explain("Paris .", indices=[0]).explained
     assert [p.word for p in e.positions] == ["<s>", "<s>", "Paris", ".", "</s>"]
     assert [p.occlusion is None for p in e.positions] == [True, True, False, False, True]
     assert [p.offset for p in e.positions] == [-2, -1, 0, 1, 2]
@@ -159,14 +159,14 @@ def test_explain_padding_has_no_occlusion(tagger: Tagger) -> None:
 
 
 def test_explain_default_explains_predicted_locations(tagger: Tagger) -> None:
-    doc = explain_text(tagger, PARIS)
+    doc = Explainer(tagger).explain(PARIS)
     assert [e.token.text for e in doc.explained] == ["Paris"]
     assert doc.locations.tolist() == [0, 0, 0, 1, 0, 0, 0]
     assert doc.explained[0].location and doc.explained[0].probability >= 0.5
 
 
 def test_explain_paris_centre_and_in_carry_the_score(tagger: Tagger) -> None:
-    (e,) = explain_text(tagger, PARIS).explained
+    (e,) = Explainer(tagger).explain(PARIS).explained
     totals = {p.word: sum(p.contributions.values()) for p in e.positions}
     assert sorted(totals, key=totals.get, reverse=True)[:2] == ["Paris", "in"]
     occlusion = {p.word: p.occlusion for p in e.positions}
@@ -180,7 +180,7 @@ def test_explain_paris_on_conll_word_vectors_of_paris_and_in_lead(shared_conll, 
         None, [f"data.train={shared_conll / 'train.txt'}", "data.dev=null", "train.epochs=1"]
     )
     result = api.train(config, tmp_path / "run")
-    (e,) = explain_text(load_model(result.out_dir / "model")[0], PARIS).explained
+    (e,) = Explainer(load_model(result.out_dir / "model")[0]).explain(PARIS).explained
     words = {p.word: p.contributions["word"] for p in e.positions}
     assert e.token.text == "Paris" and e.location
     assert sorted(words, key=words.get, reverse=True)[:2] == ["Paris", "in"]
@@ -198,19 +198,19 @@ def test_explain_token_indices_and_all(tagger: Tagger) -> None:
 def test_explain_token_out_of_range_is_a_user_error(tagger: Tagger) -> None:
     message = r"--token 7: the text has 7 token\(s\) \(valid indices: 0-6\)"
     with pytest.raises(ExplainError, match=message):
-        explain_text(tagger, PARIS, indices=[7])
-    assert explain_text(tagger, "", all_tokens=True).explained == []
+        Explainer(tagger).explain(PARIS, indices=[7])
+    assert Explainer(tagger).explain("", all_tokens=True).explained == []
 
 
 def test_explain_leaves_the_tagger_untouched(tagger: Tagger) -> None:
     before = {k: t.data.copy() for k, t in tagger.model.params.items()}
-    explain_text(tagger, PARIS, all_tokens=True)
+    Explainer(tagger).explain(PARIS, all_tokens=True)
     assert all(t.grad is None for t in tagger.model.params.values())
     assert all(np.array_equal(before[k], t.data) for k, t in tagger.model.params.items())
 
 
 def test_explain_render_and_dict(tagger: Tagger) -> None:
-    doc = explain_text(tagger, PARIS)
+    doc = Explainer(tagger).explain(PARIS)
     text = render_explanation(doc)
     assert "tokens: 0:The 1:museums 2:in 3:[Paris] 4:are 5:amazing 6:." in text
     assert "token 3 'Paris': P(location)" in text and "occlusion" in text
@@ -220,7 +220,7 @@ def test_explain_render_and_dict(tagger: Tagger) -> None:
     assert e["index"] == 3 and len(e["positions"]) == 5
     assert set(e["positions"][0]) == {"offset", "word", "known", "contributions", "occlusion"}
     assert set(e["positions"][0]["contributions"]) == {"word", "caps"}
-    no_location = render_explanation(explain_text(tagger, "the end"))
+    no_location = render_explanation(Explainer(tagger).explain("the end"))
     assert "no token is tagged as a location; --all or --token N" in no_location
 
 
@@ -254,7 +254,7 @@ def test_explain_suffix_and_shape_features_get_columns_and_add_up(tmp_path) -> N
         None, ["train.epochs=1", "data.dev=null", "model.suffix_dim=4", "model.shape_dim=3"]
     )
     result = api.train(config, tmp_path / "run")
-    doc = explain_text(load_model(result.out_dir / "model")[0], PARIS, all_tokens=True)
+    doc = Explainer(load_model(result.out_dir / "model")[0]).explain(PARIS, all_tokens=True)
     for e in doc.explained:
         assert list(e.positions[0].contributions) == ["word", "caps", "suffix", "shape"]
         assert e.inputs + e.bias == pytest.approx(e.score, abs=1e-9 * max(1.0, abs(e.score)))

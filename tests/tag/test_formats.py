@@ -70,7 +70,7 @@ def test_formats_entities_do_not_cross_sentences() -> None:
     assert render_conll(doc) == "I O\nlove O\nParis B-LOC\n\nLondon B-LOC\ntoo O\n\n"
 
 
-def test_formats_json_entities_offsets_and_confidence() -> None:
+def test_formats_json_entities_offsets_and_probability() -> None:
     doc = _doc(TEXT, PROBS)
     line = render(doc, "json")
     assert line.endswith("\n") and "\n" not in line[:-1]
@@ -84,7 +84,7 @@ def test_formats_json_entities_offsets_and_confidence() -> None:
     ]
     for entity in record["entities"]:
         assert TEXT[entity["start"] : entity["end"]] == entity["text"]
-    assert [e["confidence"] for e in record["entities"]] == [0.8, 0.7, 0.95]
+    assert [e["probability"] for e in record["entities"]] == [0.8, 0.7, 0.95]
     assert "tokens" not in record
 
 
@@ -106,7 +106,7 @@ def test_formats_json_probs_lists_every_token() -> None:
         "near",
         ".",
     ]
-    assert [t["prob"] for t in tokens] == pytest.approx([p for s in PROBS for p in s], abs=1e-4)
+    assert [t["probability"] for t in tokens] == pytest.approx([p for s in PROBS for p in s], abs=1e-4)
     for token in tokens:
         assert TEXT[token["start"] : token["end"]] == token["text"]
     assert json.loads(render(doc, "json", True)) == record

@@ -16,9 +16,9 @@ import yaml
 
 from nerwin.engine.activations import ACTIVATIONS
 from nerwin.errors import ConfigError
+from nerwin.files.yamlfile import VALUE_ERRORS as YAML_VALUE_ERRORS
+from nerwin.files.yamlfile import YamlFileError, read_sections
 
-# What PyYAML's safe loader raises besides YAMLError (bad !!float/!!int/!!bool tags, deep nesting)
-YAML_VALUE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
 DROPOUT_STEPS = 256  # nerwin.engine.ops.dropout keeps an entry when a random byte is below a cut
 DROPOUT_RULE = (
@@ -196,28 +196,11 @@ def save_config(config: Config, path: Path) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The config file's sections ({} when empty), or ConfigError naming the file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read config ({_reason(err)})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except YAML_VALUE_ERRORS as err:
-        raise ConfigError(f"{path}: YAML error: {type(err).__name__}: {str(err)[:200]}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: YAML syntax error: {problem}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (data, model, train)")
-    return raw
-
-
-def _reason(err: OSError | UnicodeDecodeError) -> str:
-    return err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        return read_sections(path, empty_ok=True)
+    except YamlFileError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _parse_override(item: str) -> tuple[str, Any]:

@@ -16,12 +16,7 @@ lowercase form equals its lowercase form, else the first equal after also mappin
 from __future__ import annotations
 
 import gzip
-import hashlib
-import itertools
-import json
-import os
 import re
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,10 +28,10 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from nerwin.data import vector_cache
 from nerwin.errors import DataError
 
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec-text", "word2vec-binary"
-CACHE_VERSION = 1
 _CHUNK = 1 << 20
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _DIGIT = re.compile(r"\d")  # any script's digits
@@ -118,12 +113,12 @@ def load_vectors(
     _check_path(path)
     if cache_dir is None:
         return _build(path, words, extra_top_n, seed)
-    file, key = _cache_entry(path, words, extra_top_n, seed, Path(cache_dir))
-    cached = _read_cache(file, key)
+    file, key = vector_cache.entry(path, words, (extra_top_n, seed), Path(cache_dir))
+    cached = _from_cache(vector_cache.read(file, key))
     if cached is not None:
         return cached
     vectors = _build(path, words, extra_top_n, seed)
-    _write_cache(file, key, vectors)
+    vector_cache.write(file, key, vectors.words, _to_cache(vectors))
     return vectors
 
 
@@ -249,7 +244,7 @@ def _parse_text(line: bytes, lineno: int, *, dim: int, path: Path) -> NDArray[np
     return vec.astype(np.float32)
 
 
-def _parse_binary(payload: bytes, rec: int, *, dim: int, path: Path) -> NDArray[np.float32]:
+def _parse_binary(payload: bytes, rec: int, *, path: Path) -> NDArray[np.float32]:
     """The D little-endian float32 values of a binary record, or DataError naming the record."""
     vec = np.frombuffer(payload, dtype="<f4")
     if not np.isfinite(vec).all():
@@ -345,7 +340,11 @@ def _build(path: Path, words: tuple[str, ...], extra_top_n: int, seed: int) -> V
         header = _detect(f, path)
         f.seek(0)
         binary = header.format == WORD2VEC_BINARY
-        parse = partial(_parse_binary if binary else _parse_text, dim=header.dim, path=path)
+        parse = (
+            partial(_parse_binary, path=path)
+            if binary
+            else partial(_parse_text, dim=header.dim, path=path)
+        )
         scan = _Scan(words, header.dim, extra_top_n, parse)
         for where, word, payload in (_binary_records if binary else _text_records)(f, header, path):
             scan.feed(where, word, payload)
@@ -357,57 +356,27 @@ def _build(path: Path, words: tuple[str, ...], extra_top_n: int, seed: int) -> V
     return scan.vectors(words, seed)
 
 
-def _cache_entry(
-    path: Path, words: tuple[str, ...], extra_top_n: int, seed: int, cache_dir: Path
-) -> tuple[Path, str]:
-    """The cache file and sha256 key for these inputs (file identity, words, options, version)."""
-    stat = path.stat()
-    ident = [CACHE_VERSION, str(path.resolve()), stat.st_size, stat.st_mtime_ns, extra_top_n, seed]
-    blob = json.dumps([*ident, list(words)], ensure_ascii=False).encode("utf-8", "surrogatepass")
-    key = hashlib.sha256(blob).hexdigest()
-    return cache_dir / f"vectors-{key[:32]}.npz", key
-
-
-def _read_cache(file: Path, key: str) -> Vectors | None:
-    """The cached Vectors, or None when the entry is absent, stale or corrupt (never an error)."""
-    try:
-        with open(file, "rb") as f, np.load(f, allow_pickle=False) as z:
-            if str(z["key"]) != key:
-                return None
-            text, offsets = z["words"].tobytes(), z["offsets"]
-            words = tuple(text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets))
-            matrix, found, counts = z["matrix"], z["found"], z["coverage"]
-        n = len(words)
-        if matrix.dtype != np.float32 or matrix.ndim != 2 or (len(matrix), len(found)) != (n, n):
-            return None
-        coverage = Coverage(*map(int, counts))
-        return Vectors(words, matrix, found.astype(bool), matrix.shape[1], coverage)
-    except Exception:
-        return None
-
-
-def _write_cache(file: Path, key: str, vectors: Vectors) -> None:
-    """Store vectors under file atomically (temp file in the same folder, then os.replace)."""
-    encoded = [w.encode("utf-8") for w in vectors.words]
+def _to_cache(vectors: Vectors) -> dict[str, np.ndarray]:
+    """The arrays the vector cache stores beside the words."""
     c = vectors.coverage
-    arrays = {
-        "key": np.array(key),
-        "words": np.frombuffer(b"".join(encoded), dtype=np.uint8),
-        "offsets": np.cumsum([0] + [len(b) for b in encoded], dtype=np.int64),
+    return {
         "matrix": vectors.matrix,
         "found": vectors.found,
         "coverage": np.array([c.exact, c.lowercase, c.digits, c.missing, c.duplicates]),
     }
-    tmp = None
+
+
+def _from_cache(entry: tuple[tuple[str, ...], dict[str, np.ndarray]] | None) -> Vectors | None:
+    """The Vectors of a cache entry, or None when it is missing or does not hold them."""
+    if entry is None:
+        return None
+    words, arrays = entry
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, file)
-    except OSError as e:
-        raise DataError(f"cannot write the vector cache: {e.strerror or e}", path=file) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        matrix, found, counts = arrays["matrix"], arrays["found"], arrays["coverage"]
+        n = len(words)
+        if matrix.dtype != np.float32 or matrix.ndim != 2 or (len(matrix), len(found)) != (n, n):
+            return None
+        coverage = Coverage(*map(int, counts))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Vectors(words, matrix, found.astype(bool), matrix.shape[1], coverage)

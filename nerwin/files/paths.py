@@ -21,7 +21,7 @@ def resource_root() -> Path:
 
 
 def resolve_data_path(path: str) -> Path:
-    """`path` as given (relative to the current directory); else under the bundled files if there."""
+    """`path` as given (relative to the current directory), else the bundled file if it exists."""
     given = Path(path).expanduser()
     if given.exists() or given.is_absolute():
         return given

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +17,8 @@ from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError, ModelError
+from nerwin.files import atomic
+from nerwin.files.yamlfile import YamlFileError, read_sections
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.tagger import Tagger
 
@@ -29,31 +27,25 @@ MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, 
 MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
 WRITTEN = (*FILES, "features.json")  # every file save_model writes into a model directory
-STAGING_NEW = ".{}.nerwin-new-"  # prefix of the folder a new model is written in before the swap
-STAGING_OLD = ".{}.old"  # where the previous model waits during the swap
-LINK = "a symbolic link; nerwin does not write through links"
 
 
 def save_model(
     directory: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None = None
 ) -> None:
-    """Write the model into `directory`, replacing it only once everything is on disk."""
+    """Write the model into `directory`, replacing it only once everything is on disk.
+
+    ModelError when the file system fails, or when `directory` (or its staging folders) is a
+    link or holds a file save_model did not write.
+    """
     directory = Path(directory)
     try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=STAGING_NEW.format(directory.name), dir=directory.parent)
+        atomic.write_folder(
+            directory, lambda staging: _write_files(staging, tagger, config, extra), WRITTEN
         )
+    except atomic.Refused as err:
+        raise ModelError(str(err)) from None
     except OSError as err:
         raise ModelError(_cannot_save(directory, err)) from None
-    try:
-        _write_files(staging, tagger, config, extra)
-        _replace_dir(staging, directory)
-    except BaseException as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(err, OSError):
-            raise ModelError(_cannot_save(directory, err)) from None
-        raise
 
 
 def _cannot_save(directory: Path, err: OSError) -> str:
@@ -65,7 +57,7 @@ def _cannot_save(directory: Path, err: OSError) -> str:
 def _write_files(
     staging: Path, tagger: Tagger, config: Config, extra: dict[str, Any] | None
 ) -> None:
-    """Every file of the model directory, written and synced into `staging`."""
+    """Every file of the model directory, written into `staging`."""
     np.savez(staging / "weights.npz", **_all_arrays(tagger))
     tagger.vocab.save(staging / "vocab.txt")
     features = {name: f.to_dict() for name, f in tagger.features.items()}
@@ -82,27 +74,6 @@ def _write_files(
         "numpy_version": np.__version__,
     }  # never an old meta's threshold
     (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    _fsync_dir_files(staging)
-
-
-def is_staging(name: str, model_dir: str) -> bool:
-    """True when `name` is one of the folders save_model stages `model_dir` in (new or old copy)."""
-    new = re.escape(STAGING_NEW.format(model_dir)) + r"[a-z0-9_]+"
-    return name == STAGING_OLD.format(model_dir) or re.fullmatch(new, name) is not None
-
-
-def model_dir_problem(folder: Path) -> tuple[Path, str] | None:
-    """Why save_model may not replace `folder` (a link, not a folder, a file it did not write), or None."""
-    if folder.is_symlink():
-        return folder, LINK
-    if not folder.exists():
-        return None
-    if not folder.is_dir():
-        return folder, "not a folder nerwin writes"
-    for entry in sorted(folder.iterdir()):
-        if entry.name not in WRITTEN or entry.is_symlink() or not entry.is_file():
-            return entry, "not a file nerwin writes"
-    return None
 
 
 def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
@@ -227,17 +198,10 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    from nerwin.config import YAML_VALUE_ERRORS
-
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, *YAML_VALUE_ERRORS) as err:
-        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{path}: expected a mapping of sections (data, model, train)")
-    return raw
+        return read_sections(path)
+    except YamlFileError as err:
+        raise ModelError(err.brief) from None
 
 
 def _read_vocab(path: Path, config: Config) -> Vocab:
@@ -292,7 +256,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _check_members(path: Path, arrays: dict[str, np.ndarray], members: int, version: int) -> None:
-    """The member{k}. arrays must be those of the members 2..N meta.json records (none in format 1)."""
+    """The member{k}. arrays must be those of the members 2..N in meta.json (none in format 1)."""
     found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, arrays) if m})
     held = ", ".join(f"member{k}" for k in found) or "none"
     if version < 2 and (members > 1 or found):
@@ -314,43 +278,3 @@ def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int,
     out = {k: t.shape for k, t in probe.params.items()}
     out["E"] = (vocab_size, shape.embedding_dim)
     return out
-
-
-def _fsync_dir_files(directory: Path) -> None:
-    for path in directory.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Swap `staging` in for `target`; the old one stays intact until the new one is complete."""
-    old = target.with_name(STAGING_OLD.format(target.name))
-    for folder in (target, old):
-        problem = model_dir_problem(folder)
-        if problem:
-            raise ModelError(f"{problem[0]}: {problem[1]}; move it out of {problem[0].parent}")
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    remove_model_dir(old)
-    os.replace(target, old)
-    os.replace(staging, target)
-    with contextlib.suppress(
-        OSError
-    ):  # the new model is in place; the next save removes the old copy
-        remove_model_dir(old)
-
-
-def remove_model_dir(folder: Path) -> None:
-    """Delete the files save_model writes in `folder`, then the folder if nothing else is left.
-
-    Links are never followed: a linked folder or file is left as it is.
-    """
-    if not folder.is_dir() or folder.is_symlink():
-        return
-    for name in WRITTEN:
-        path = folder / name
-        if path.is_file() and not path.is_symlink():
-            path.unlink()
-    if not any(folder.iterdir()):
-        folder.rmdir()

@@ -1,4 +1,4 @@
-"""Training health per epoch: gradient norms, update ratios, dead and saturated units, score spread."""
+"""Training health per epoch: gradient norms, update ratios, dead and saturated units, scores."""
 
 from __future__ import annotations
 

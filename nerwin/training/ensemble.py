@@ -1,40 +1,36 @@
-"""Ensembles: members trained one after another with their own seeds, one model averaging their P(location)."""
+"""Ensembles: members trained one after another with their own seeds; one model averages their
+P(location)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from nerwin.config import Config, load_config
 from nerwin.errors import ConfigError, ModelError, NerwinError
+from nerwin.files import atomic
 from nerwin.files.paths import default_run_dir
 from nerwin.files.versions import versions
 from nerwin.model.folder import load_model, save_model
 from nerwin.model.tagger import Tagger
 from nerwin.training.loop import EpochReport, Progress
-from nerwin.training.run import (
+from nerwin.training.run import TrainingInterrupted, TrainingRun, TrainResult
+from nerwin.training.rundir import (
     CHECKPOINT,
+    CONFIG,
     MEMBERS_DIR,
-    THRESHOLDS,
-    TrainingInterrupted,
-    TrainingRun,
-    TrainResult,
+    METRICS,
     append_metrics,
     check_out_dir,
     check_outputs,
     create_out_dir,
 )
+from nerwin.training.threshold import pick_threshold
 
-SEED_STRIDE = (
-    1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single-model run
-)
+SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single model
 RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
 AGAIN = {
     "model": "its model is missing or from another run",
@@ -67,15 +63,16 @@ def open_run(
 def resume_run(out_dir: str | Path) -> TrainingRun | EnsembleRun:
     """Continue the run in `out_dir`, single model or ensemble, where it stopped."""
     out_dir = Path(out_dir)
-    if (out_dir / MEMBERS_DIR).is_dir() and (out_dir / "config.yaml").is_file():
-        config = load_config(out_dir / "config.yaml")
+    if (out_dir / MEMBERS_DIR).is_dir() and (out_dir / CONFIG).is_file():
+        config = load_config(out_dir / CONFIG)
         if config.train.ensemble > 1:
             return EnsembleRun(config, out_dir, _resume=True)
     return TrainingRun.resume(out_dir)
 
 
 class EnsembleRun:
-    """RUN/members/K holds member K's own run (model, checkpoint, metrics); RUN/model averages them."""
+    """RUN/members/K holds member K's own run (model, checkpoint, metrics); RUN/model averages
+    them."""
 
     def __init__(
         self,
@@ -113,9 +110,8 @@ class EnsembleRun:
             return
         check_out_dir(self.out_dir, force)
         self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
-        create_out_dir(
-            self.out_dir, force, config, keep_members=("1",)
-        )  # member 1 cleared its own folder
+        # member 1 cleared its own folder
+        create_out_dir(self.out_dir, force, config, keep_members=("1",))
         self.finished = False
         seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
         self.notes = [
@@ -142,7 +138,7 @@ class EnsembleRun:
         return meta is not None and meta.get("members") == self.size
 
     def _member_run(self, k: int) -> TrainingRun:
-        """Member k (from 1): the run made at start, its checkpoint when resuming, else a new run."""
+        """Member k (from 1): the run made at start, its checkpoint on resume, else a new run."""
         if k == 1 and self._first is not None:
             return self._first
         folder = self._member_dir(k)
@@ -150,10 +146,10 @@ class EnsembleRun:
         if self._resume and self._plans[k - 1] in RESUMABLE:
             return TrainingRun.resume(folder)
         if self._resume:
-            _drop_member_lines(self.out_dir / "metrics.jsonl", k)
+            _drop_member_lines(self.out_dir / METRICS, k)
         return TrainingRun(
             config, folder, force=True
-        )  # a stale checkpoint of another config is cleared
+        )  # clears a stale checkpoint of another config
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train the members in turn; each report says which member it is."""
@@ -164,7 +160,7 @@ class EnsembleRun:
                 for report in self._last.epochs(progress):
                     report = replace(report, member=k)
                     self.reports.append(report)
-                    append_metrics(self.out_dir / "metrics.jsonl", report)
+                    append_metrics(self.out_dir / METRICS, report)
                     yield report
             except TrainingInterrupted as err:
                 raise TrainingInterrupted(
@@ -200,9 +196,8 @@ class EnsembleRun:
         threshold, scores = tagger.threshold, None
         if run.evaluator is not None:
             probs = tagger.window_probabilities(run.dev_windows)
-            cuts = THRESHOLDS if self.config.train.tune_threshold else [tagger.threshold]
-            scored = [(run.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in cuts]
-            scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
+            tune = self.config.train.tune_threshold
+            threshold, scores = pick_threshold(probs, run.evaluator, threshold, tune)
             tagger.threshold = threshold
         if not self.finished:
             save_model(
@@ -227,7 +222,8 @@ class EnsembleRun:
 
 
 def _member_plan(folder: Path, config: Config) -> str:
-    """What resuming does with a member: "done", "resume" its checkpoint, train it again (AGAIN), "new"."""
+    """What resuming does with a member: "done", "resume" its checkpoint, train it again (a key
+    of AGAIN), or "new"."""
     meta = _saved_meta(folder / CHECKPOINT, config)
     if meta is None:
         return "stale" if (folder / CHECKPOINT).exists() else "new"
@@ -244,30 +240,18 @@ def _member_plan(folder: Path, config: Config) -> str:
 
 
 def _drop_member_lines(path: Path, k: int) -> None:
-    """Rewrite RUN/metrics.jsonl atomically without member k's lines (the member is trained again)."""
+    """Rewrite RUN/metrics.jsonl atomically without member k's lines (it is trained again)."""
     try:
         lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
         kept = [line for line in lines if _line_member(line) != k]
         if len(kept) < len(lines):
-            _write_atomically(path, b"".join(kept))
+            atomic.write_bytes(path, b"".join(kept))
     except OSError as err:
         raise NerwinError(f"{path}: cannot rewrite the metrics ({err.strerror or err})") from None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` through a temporary file in the same folder."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _line_member(line: bytes) -> int | None:
-    """The "member" of one metrics.jsonl line, or None (a line that is not JSON is kept as it is)."""
+    """The "member" of one metrics.jsonl line, or None (a line that is not JSON is kept as is)."""
     try:
         record = json.loads(line)
     except ValueError:  # also undecodable bytes
@@ -276,10 +260,10 @@ def _line_member(line: bytes) -> int | None:
 
 
 def _saved_meta(directory: Path, config: Config) -> dict | None:
-    """The meta of the model in `directory` if it was saved with `config` and its seed, else None."""
+    """The meta of the model in `directory` if saved with `config` and its seed, else None."""
     try:
         meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-        saved = load_config(directory / "config.yaml")
+        saved = load_config(directory / CONFIG)
     except (OSError, UnicodeDecodeError, ValueError, NerwinError):
         return None
     if not isinstance(meta, dict) or meta.get("seed") != config.train.seed or saved != config:

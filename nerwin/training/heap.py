@@ -1,4 +1,4 @@
-"""Keep freed heap memory for reuse (glibc's M_TOP_PAD), so each step's arrays do not fault in fresh pages.
+"""Keep freed heap memory for reuse (glibc's M_TOP_PAD): each step's arrays then reuse warm pages.
 
 Every SGD step allocates and frees the same few arrays of a few hundred KB. By default glibc hands
 the freed top of the heap back to the kernel and the next step faults it back in, page by page:

@@ -6,15 +6,22 @@ no GUI backend or global figure state is involved.
 
 from __future__ import annotations
 
-import json
+import io
 import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from nerwin.errors import DataError, NerwinError
+from nerwin.errors import NerwinError
+from nerwin.files import atomic
+from nerwin.training.curves import (
+    Curves,
+    Series,
+    best_f1,
+    member_curves,
+    merge_members,
+    read_metrics,
+)
 
-METRICS = "metrics.jsonl"
 DEFAULT_NAME = "curves.png"
 INSTALL_HINT = (
     "nerwin plot needs matplotlib, an optional extra: python -m pip install "
@@ -29,133 +36,16 @@ PANEL_TITLES = {
 MEMBER_MARKERS = "os^Dv<>ph*"  # an ensemble member's marker in the diagnostics panels
 LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
 
-Series = list[float | None]
-
 
 class PlotUnavailable(NerwinError):
     """matplotlib is not installed."""
 
 
-@dataclass
-class Curves:
-    """Per-epoch values of a run, aligned on `epochs`; None where an epoch lacks a value."""
-
-    epochs: list[int]
-    loss: Series
-    lr: Series
-    best_epoch: int | None
-    dev: dict[str, Series] = field(default_factory=dict)  # 'entity f1', 'token f1', ... in [0, 1]
-    diagnostics: dict[str, dict[str, Series]] = field(default_factory=dict)  # panel -> name -> y
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The epoch records of RUN_DIR/metrics.jsonl by member, then epoch (the last wins for a repeat)."""
-    run_dir = Path(run_dir)
-    path = run_dir / METRICS
-    if not run_dir.is_dir():
-        raise NerwinError(f"{run_dir}: run directory not found")
-    if not path.is_file():
-        raise NerwinError(
-            f"{run_dir}: no {METRICS}; is this a run directory written by nerwin train?"
-        )
-    records: dict[tuple[int, int], dict] = {}  # (member, epoch): an ensemble's members share epochs
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"not a JSON object ({err.msg})", path, number) from None
-        if not (
-            isinstance(record, dict)
-            and isinstance(record.get("epoch"), int)
-            and _is_number(record.get("loss"))
-        ):
-            raise DataError(
-                "expected an object with an integer 'epoch' and a number 'loss'", path, number
-            )
-        member = record.get("member", 0)  # only an ensemble's lines carry one
-        if "member" in record and (
-            isinstance(member, bool) or not isinstance(member, int) or member < 1
-        ):
-            raise DataError(f"'member' must be a whole number >= 1, got {member!r}", path, number)
-        records[(member, record["epoch"])] = record
-    if not records:
-        raise DataError("no epoch recorded yet", path)
-    return [records[key] for key in sorted(records)]
-
-
-def member_curves(records: list[dict]) -> dict[int, Curves]:
-    """The curves of each member of an ensemble (member 0 alone for a single model), in order."""
-    groups: dict[int, list[dict]] = {}
-    for record in records:
-        groups.setdefault(record.get("member", 0), []).append(record)
-    return {member: curves_from_records(group) for member, group in sorted(groups.items())}
-
-
-def curves_from_records(records: list[dict]) -> Curves:
-    """Align the records' loss, lr, dev scores and diagnostics on their epochs."""
-    best = [r["epoch"] for r in records if r.get("best")]
-    curves = Curves(
-        [r["epoch"] for r in records],
-        [_number(r.get("loss")) for r in records],
-        [_number(r.get("lr")) for r in records],
-        best[-1] if best else None,
-    )
-    for level in ("entity", "token"):
-        for metric in ("precision", "recall", "f1"):
-            values = [
-                _number(_mapping(_mapping(r.get("dev")).get(level)).get(metric)) for r in records
-            ]
-            if any(v is not None for v in values):
-                curves.dev[f"{level} {metric}"] = values
-    flat = [_flatten(r.get("diagnostics")) for r in records]
-    for panel, name in dict.fromkeys(key for f in flat for key in f):
-        curves.diagnostics.setdefault(panel, {})[name] = [f.get((panel, name)) for f in flat]
-    return curves
-
-
-def _mapping(value: object) -> dict:
-    """`value` if it is a JSON object, else an empty one (a malformed log entry draws nothing)."""
-    return value if isinstance(value, dict) else {}
-
-
-def _flatten(diagnostics: object) -> dict[tuple[str, str], float | None]:
-    """{(panel, series): value}: top-level numbers go to panel 'diagnostics', a dict to its own."""
-    out: dict[tuple[str, str], float | None] = {}
-    if not isinstance(diagnostics, dict):
-        return out
-    for key, value in diagnostics.items():
-        if _is_number(value):
-            out[("diagnostics", str(key))] = float(value)
-        elif isinstance(value, dict):
-            for name, number in _numbers(value, ""):
-                out[(str(key), name)] = number
-    return out
-
-
-def _numbers(tree: dict, prefix: str) -> list[tuple[str, float]]:
-    """Dotted names and values of the numbers in a nested dict."""
-    found = []
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if _is_number(value):
-            found.append((name, float(value)))
-        elif isinstance(value, dict):
-            found += _numbers(value, name + ".")
-    return found
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _number(value: object) -> float | None:
-    return float(value) if _is_number(value) else None
-
-
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Draw RUN_DIR's learning curves to `out` (default RUN_DIR/curves.png); return the path."""
+    """Draw RUN_DIR's learning curves to `out` (default RUN_DIR/curves.png); return the path.
+
+    The format follows the suffix of `out` (png without one); the file is replaced atomically.
+    """
     run_dir = Path(run_dir)
     members = member_curves(read_metrics(run_dir))
     target = Path(out) if out is not None else run_dir / DEFAULT_NAME
@@ -163,10 +53,13 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     figure = (
         draw_curves(members[0], title) if list(members) == [0] else draw_members(members, title)
     )
+    image = io.BytesIO()
     try:
-        figure.savefig(target, dpi=110)
+        figure.savefig(image, format=target.suffix[1:] or "png", dpi=110)
+        atomic.write_bytes(target, image.getvalue())
     except (OSError, ValueError) as err:
-        raise NerwinError(f"{target}: cannot write the figure ({err})") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise NerwinError(f"{target}: cannot write the figure ({reason})") from None
     return target
 
 
@@ -194,7 +87,7 @@ def draw_curves(curves: Curves, title: str = ""):
 
 def draw_members(members: dict[int, Curves], title: str = ""):
     """A Figure for an ensemble: loss and dev F1 with a curve per member, then the diagnostics."""
-    merged = _merge_members(members)
+    merged = merge_members(members)
     figure, axes = _figure(2 + len(merged.diagnostics))
     _draw_member_loss(axes[0], members)
     _draw_member_dev(axes[1], members)
@@ -231,24 +124,9 @@ def _epoch_axes(axes, epochs: list[int], has_dev: bool) -> None:
         ax.grid(alpha=0.3)
 
 
-def _merge_members(members: dict[int, Curves]) -> Curves:
-    """Every member's diagnostics on the union of their epochs, each series named after its member."""
-    epochs = sorted({e for c in members.values() for e in c.epochs})
-    empty: Series = [None] * len(epochs)
-    merged = Curves(epochs, list(empty), list(empty), None)
-    for member, curves in members.items():
-        for panel, series in curves.diagnostics.items():
-            for name, values in series.items():
-                by_epoch = dict(zip(curves.epochs, values))
-                merged.diagnostics.setdefault(panel, {})[f"member {member} {name}"] = [
-                    by_epoch.get(e) for e in epochs
-                ]
-    return merged
-
-
 def _member_headline(members: dict[int, Curves], title: str) -> str:
     text = f"{title}: ensemble of {len(members)}"
-    best = [_best_f1(c) for c in members.values()]
+    best = [best_f1(c) for c in members.values()]
     if None in best:
         return text
     epochs = ", ".join(str(c.best_epoch) for c in members.values())
@@ -256,16 +134,8 @@ def _member_headline(members: dict[int, Curves], title: str) -> str:
     return f"{text}, best epochs {epochs}, members' dev location F1 {scores}"
 
 
-def _best_f1(curves: Curves) -> float | None:
-    """Dev entity F1 at the best epoch, if both are known."""
-    f1 = curves.dev.get("entity f1")
-    if curves.best_epoch is None or f1 is None:
-        return None
-    return f1[curves.epochs.index(curves.best_epoch)]
-
-
 def _headline(curves: Curves, title: str) -> str:
-    best = _best_f1(curves)
+    best = best_f1(curves)
     if best is None:
         return f"{title}: {len(curves.epochs)} epoch(s)"
     return f"{title}: best epoch {curves.best_epoch}, dev location F1 {100 * best:.2f}"
@@ -346,7 +216,7 @@ def _draw_member_dev(ax, members: dict[int, Curves]) -> None:
             continue
         colour = f"C{i % 10}"
         ax.plot(curves.epochs, _values(f1, 100), marker="o", color=colour, label=f"member {member}")
-        best = _best_f1(curves)
+        best = best_f1(curves)
         if best is not None:
             ax.plot(
                 [curves.best_epoch],
@@ -401,10 +271,7 @@ def _draw_dev(ax, curves: Curves) -> None:
                 marker=marker,
                 label=label,
             )
-    f1 = curves.dev.get("entity f1")
-    best = None
-    if curves.best_epoch is not None and f1 is not None:
-        best = f1[curves.epochs.index(curves.best_epoch)]
+    best = best_f1(curves)
     if best is None:
         _mark_best(ax, curves)
     else:

@@ -1,20 +1,15 @@
-"""TrainingRun: a run directory, its data and model, epochs, checkpoints, resume and interruption."""
+"""TrainingRun: a run's data and model, its epochs, checkpoints, resume and interruption."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from nerwin.config import Config, save_config
+from nerwin.config import Config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.conll import Corpus, location_labels, read_conll
 from nerwin.data.embeddings import load_vectors
@@ -26,30 +21,30 @@ from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
 from nerwin.files.versions import versions
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model.classifier import ModelShape, WindowClassifier
-from nerwin.model.folder import (
-    LINK,
-    is_staging,
-    load_model,
-    model_dir_problem,
-    remove_model_dir,
-    save_model,
-)
+from nerwin.model.folder import load_model, save_model
 from nerwin.model.tagger import Tagger
 from nerwin.training.diagnostics import probe_sample
 from nerwin.training.heap import keep_freed_memory
 from nerwin.training.loop import (
     EpochReport,
+    Hooks,
     Interrupted,
     Progress,
+    Silent,
     TrainingData,
     TrainState,
     train_epochs,
 )
-
-THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
-CHECKPOINT = "last"  # the last epoch's model doubles as the resumable checkpoint
-MEMBERS_DIR = "members"  # an ensemble's member runs: RUN/members/1, RUN/members/2, ...
-RUN_FILES = ("metrics.jsonl", "config.yaml")  # the files training writes into a run folder
+from nerwin.training.rundir import (
+    CHECKPOINT,
+    METRICS,
+    append_metrics,
+    check_out_dir,
+    check_outputs,
+    create_out_dir,
+)
+from nerwin.training.signals import stop_on_signals
+from nerwin.training.threshold import pick_threshold
 
 
 class TrainingInterrupted(NerwinError):
@@ -124,9 +119,7 @@ class TrainingRun:
         if not _resume:
             self.tagger = self._initial_tagger(init_from)
             self._prepare_data()
-            create_out_dir(
-                self.out_dir, force, self.config
-            )  # only now: every input was read and checked
+            create_out_dir(self.out_dir, force, self.config)  # only now: inputs read and checked
 
     @classmethod
     def resume(cls, out_dir: str | Path) -> TrainingRun:
@@ -158,8 +151,9 @@ class TrainingRun:
         wanted = set(self.config.data.location_types)
         if not present & wanted:
             self.notes.append(
-                f"warning: {self.train_corpus.path}: no entity of type {', '.join(sorted(wanted))} "
-                f"(types present: {', '.join(sorted(present)) or 'none'}); check data.location_types"
+                f"warning: {self.train_corpus.path}: no entity of type "
+                f"{', '.join(sorted(wanted))} (types present: "
+                f"{', '.join(sorted(present)) or 'none'}); check data.location_types"
             )
 
     def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
@@ -330,18 +324,11 @@ class TrainingRun:
         if self.finished:
             return
         evaluate = self.evaluate if self.evaluator else None
-        with _stop_on_signals() as stop:
+        with stop_on_signals() as stop:
+            hooks = Hooks(evaluate, self.probe, progress or Silent(), stop.requested)
             try:
                 for report, state in train_epochs(
-                    self.tagger.model,
-                    self.data,
-                    self.config.train,
-                    evaluate,
-                    self.rng,
-                    progress,
-                    self.state,
-                    stop.requested,
-                    self.probe,
+                    self.tagger.model, self.data, self.config.train, self.rng, self.state, hooks
                 ):
                     self.state = state
                     self._record(report)
@@ -352,7 +339,7 @@ class TrainingRun:
 
     def _record(self, report: EpochReport) -> None:
         self.reports.append(report)
-        append_metrics(self.out_dir / "metrics.jsonl", report)
+        append_metrics(self.out_dir / METRICS, report)
         if report.best:
             self._save("model", {"epoch": report.epoch})
         self._save(CHECKPOINT, {"epoch": report.epoch, "train_state": self.state.to_dict()})
@@ -366,9 +353,10 @@ class TrainingRun:
         tagger, _, meta = load_model(self.out_dir / "model")
         threshold, scores = tagger.threshold, None
         if self.evaluator:
-            scores = self.evaluate(tagger.model, threshold)
-            if self.config.train.tune_threshold:
-                threshold, scores = self._tune_threshold(tagger)
+            tune = self.config.train.tune_threshold
+            probs = tagger.window_probabilities(self.dev_windows)
+            threshold, scores = pick_threshold(probs, self.evaluator, threshold, tune)
+            if tune:
                 tagger.threshold = threshold
                 save_model(self.out_dir / "model", tagger, self.config, meta)
         return TrainResult(
@@ -380,14 +368,6 @@ class TrainingRun:
             self.reports,
         )
 
-    def _tune_threshold(self, tagger: Tagger) -> tuple[float, Scores]:
-        probs = tagger.window_probabilities(self.dev_windows)
-        scored = [
-            (self.evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in THRESHOLDS
-        ]
-        scores, threshold = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
-        return threshold, scores
-
 
 def _train_state(meta: dict, checkpoint: Path) -> TrainState:
     """The training state a checkpoint's meta.json records, or ModelError naming the checkpoint."""
@@ -397,37 +377,6 @@ def _train_state(meta: dict, checkpoint: Path) -> TrainState:
         raise ModelError(
             f"{checkpoint}: meta.json has no valid train_state; not a resumable checkpoint"
         ) from None
-
-
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; training checks it between steps."""
-
-    def __init__(self) -> None:
-        self.name = ""
-
-    def requested(self) -> bool:
-        """True once a stop signal arrived."""
-        return bool(self.name)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[_StopFlag]:
-    """Turn the first SIGINT/SIGTERM into a stop request (a second SIGINT interrupts at once)."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handle(signum: int, _frame: object) -> None:
-        flag.name = signal.Signals(signum).name
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _extend_with_vectors(
@@ -443,125 +392,3 @@ def _extend_with_vectors(
         return vocab, matrix[: len(vocab)]
     rows = np.concatenate([np.arange(len(vocab)), np.fromiter(extra_rows.values(), np.int64)])
     return vocab.extend(extra_rows), matrix[rows]
-
-
-def append_metrics(path: Path, report: EpochReport) -> None:
-    """Append one epoch's line to a metrics.jsonl, or NerwinError naming the file."""
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(report.to_dict()) + "\n")
-    except OSError as err:
-        raise NerwinError(f"{path}: cannot write the metrics ({err.strerror or err})") from None
-
-
-def check_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse, before any work, an output path that is a file, lies under a file, or holds a run."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise NerwinError(
-            f"{out_dir}: already holds files; pass --force to overwrite, "
-            "--resume to continue it, or another --out"
-        )
-    ancestor = out_dir.absolute()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise NerwinError(
-            f"{out_dir}: cannot write the output directory ({ancestor} is not a writable directory)"
-        )
-    if force and out_dir.is_dir():
-        check_outputs(out_dir, new_run=True)
-
-
-def check_outputs(run_dir: Path, new_run: bool, members: bool = True) -> None:
-    """Refuse, before anything is deleted or written, output paths that are links or hold others' files."""
-    problem = _output_problem(run_dir, members)
-    if problem:
-        path, what = problem
-        other = " or pick another --out" if new_run else ""
-        raise NerwinError(f"{path}: {what}; move it out of {path.parent}{other}")
-
-
-def _output_problem(run_dir: Path, members: bool) -> tuple[Path, str] | None:
-    """The first path nerwin would write through a link or delete another's file at, with why."""
-    for name in RUN_FILES:
-        path = run_dir / name
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            return path, LINK if path.is_symlink() else "not a file nerwin writes"
-    for folder in _model_dirs(run_dir):
-        problem = model_dir_problem(folder)
-        if problem:
-            return problem
-    folder = run_dir / MEMBERS_DIR
-    if not members or not (folder.is_symlink() or folder.is_dir()):
-        return None
-    if folder.is_symlink():
-        return folder, LINK
-    return next(filter(None, map(_member_problem, sorted(folder.iterdir()))), None)
-
-
-def _member_problem(member: Path) -> tuple[Path, str] | None:
-    """What _output_problem finds in one RUN/members entry (only numbered ones are nerwin's)."""
-    if not member.name.isdigit():
-        return None
-    if member.is_symlink() or not member.is_dir():
-        return member, LINK if member.is_symlink() else "not a folder nerwin writes"
-    return _output_problem(member, members=False)
-
-
-def _model_dirs(run_dir: Path) -> list[Path]:
-    """RUN/model, RUN/last and the staging folders of their saves."""
-    names = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
-    return [
-        run_dir / name
-        for model in ("model", CHECKPOINT)
-        for name in (model, *(n for n in names if is_staging(n, model)))
-    ]
-
-
-def create_out_dir(
-    out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()
-) -> None:
-    """Create the run folder (checked by check_out_dir), clear old outputs if forced, save the config."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if force:
-            clear_outputs(out_dir, keep_members)
-        save_config(config, out_dir / "config.yaml")
-    except OSError as err:
-        raise NerwinError(
-            f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
-            f"({err.strerror})"
-        ) from None
-
-
-def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
-    """Delete what nerwin wrote in out_dir (metrics, model, checkpoint, members); other files stay."""
-    _unlink_file(out_dir / "metrics.jsonl")
-    for folder in _model_dirs(out_dir):  # with the staging folders of an interrupted save
-        remove_model_dir(folder)
-    members = out_dir / MEMBERS_DIR
-    if not _is_real_dir(members):
-        return
-    for member in sorted(members.iterdir()):
-        if member.name.isdigit() and member.name not in keep_members and _is_real_dir(member):
-            clear_outputs(member)
-            _unlink_file(member / "config.yaml")
-            _remove_if_empty(member)
-    _remove_if_empty(members)
-
-
-def _is_real_dir(path: Path) -> bool:
-    """A directory that is not a symlink (links are never followed out of the run folder)."""
-    return path.is_dir() and not path.is_symlink()
-
-
-def _unlink_file(path: Path) -> None:
-    if path.is_file() and not path.is_symlink():
-        path.unlink()
-
-
-def _remove_if_empty(folder: Path) -> None:
-    if not any(folder.iterdir()):
-        folder.rmdir()

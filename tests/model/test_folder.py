@@ -14,8 +14,9 @@ from nerwin.config import load_config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.vocab import build_vocab
 from nerwin.errors import ModelError
+from nerwin.files.atomic import is_staging
 from nerwin.model.classifier import ModelShape, WindowClassifier
-from nerwin.model.folder import FORMAT_VERSION, is_staging, load_model, save_model
+from nerwin.model.folder import FORMAT_VERSION, load_model, save_model
 from nerwin.model.tagger import Tagger
 
 SENTENCES = [["Paris", "is", "in", "France"], ["He", "lives", "in", "Zürich", "."]]
@@ -242,7 +243,7 @@ def test_modelio_failed_save_keeps_old_model(tmp_path: Path, monkeypatch) -> Non
     monkeypatch.undo()
     assert _snapshot(directory) == before
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
-    tagger, _, meta = load_model(directory)
+    _, _, meta = load_model(directory)
     assert meta["epoch"] == 1
 
 

@@ -350,7 +350,7 @@ def test_ensemble_interruption_names_the_member(tmp_path: Path) -> None:
 
 
 def test_ensemble_plot_draws_each_member(ensemble: Path) -> None:
-    from nerwin.training.plot import member_curves, read_metrics
+    from nerwin.training.curves import member_curves, read_metrics
 
     members = member_curves(read_metrics(ensemble))
     assert list(members) == [1, 2] and all(c.epochs == [1, 2] for c in members.values())

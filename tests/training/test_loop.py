@@ -15,7 +15,16 @@ from nerwin.data.vocab import UNK_ID, Vocab, build_vocab
 from nerwin.errors import TrainingDiverged
 from nerwin.metrics import PRF, Scores
 from nerwin.model.classifier import ModelShape, WindowClassifier
-from nerwin.training.loop import EpochReport, Interrupted, TrainingData, train_epochs
+from nerwin.training.loop import (
+    Batch,
+    EpochReport,
+    Hooks,
+    Interrupted,
+    TrainingData,
+    batches,
+    shuffled,
+    train_epochs,
+)
 
 PLACES = ["Paris", "Berlin", "Oslo", "Lima", "Cairo", "Tokyo"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -84,7 +93,9 @@ def _run(
 ) -> list[EpochReport]:
     return [
         report
-        for report, _ in train_epochs(model, data, cfg, evaluate, np.random.default_rng(seed))
+        for report, _ in train_epochs(
+            model, data, cfg, np.random.default_rng(seed), hooks=Hooks(evaluate=evaluate)
+        )
     ]
 
 
@@ -146,9 +157,9 @@ def test_training_different_seed_different_weights() -> None:
 
 def test_training_huge_lr_raises_diverged() -> None:
     model, data, _ = _setup(caps_dim=0, activation="relu")  # unbounded, so the logits overflow
-    with pytest.raises(TrainingDiverged) as info:
-        with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
-            _run(model, data, _cfg(lr=1e6, epochs=20))
+    # the overflow is the point here
+    with pytest.raises(TrainingDiverged) as info, np.errstate(over="ignore", invalid="ignore"):
+        _run(model, data, _cfg(lr=1e6, epochs=20))
     assert info.value.lr == 1e6
     assert "lr=1e+06" in str(info.value)
     assert f"step {info.value.step}" in str(info.value)
@@ -334,7 +345,7 @@ def test_training_diagnostics_recorded_with_probe() -> None:
     reports = [
         r
         for r, _ in train_epochs(
-            model, data, _cfg(epochs=2), None, np.random.default_rng(0), probe=probe
+            model, data, _cfg(epochs=2), np.random.default_rng(0), hooks=Hooks(probe=probe)
         )
     ]
     diag = reports[-1].diagnostics
@@ -366,9 +377,9 @@ def test_training_dropout_interrupted_epoch_resumes_identically() -> None:
     steps_per_epoch = -(-len(data.labels) // cfg.batch_size)
     stop_mid_epoch_2 = lambda: next(calls) == steps_per_epoch + 3  # noqa: E731
     with pytest.raises(Interrupted) as stopped:
-        list(train_epochs(model, data, cfg, None, rng, should_stop=stop_mid_epoch_2))
+        list(train_epochs(model, data, cfg, rng, hooks=Hooks(should_stop=stop_mid_epoch_2)))
     assert (stopped.value.state.epoch, stopped.value.state.step) == (2, 3)
-    list(train_epochs(model, data, cfg, None, rng, state=stopped.value.state))
+    list(train_epochs(model, data, cfg, rng, state=stopped.value.state))
     assert all(np.array_equal(model.arrays()[k], straight[k]) for k in straight)
 
 
@@ -376,7 +387,7 @@ def test_training_dropout_off_draws_nothing_extra() -> None:
     """Runs without dropout keep the random stream they had before dropout existed."""
     a, b = np.random.default_rng(7), np.random.default_rng(7)
     model, data, _ = _setup(seed=2)
-    list(train_epochs(model, data, _cfg(epochs=1), None, a))
+    list(train_epochs(model, data, _cfg(epochs=1), a))
     b.permutation(len(data.labels))  # the epoch's only draw without unk_prob or dropout
     assert a.bit_generator.state == b.bit_generator.state
 
@@ -419,3 +430,46 @@ def test_training_first_epoch_is_best_without_evaluate_even_at_a_loss_above_one(
     reports = _run(model, data, _cfg(epochs=2, lr=1e-6))
     assert reports[0].loss > 1.0
     assert reports[0].best
+
+
+def test_training_batches_cut_the_epoch_in_order_from_a_start_step() -> None:
+    _, data, _ = _setup(n=20)
+    epoch = shuffled(data, _cfg(), np.random.default_rng(0))
+    n = len(epoch)
+    every = list(batches(epoch, 16))
+    assert [len(b) for b in every] == [16] * (n // 16) + ([n % 16] if n % 16 else [])
+    np.testing.assert_array_equal(np.concatenate([b.words for b in every]), epoch.words)
+    np.testing.assert_array_equal(np.concatenate([b.caps for b in every]), epoch.caps)
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in every]), epoch.labels)
+    later = list(batches(epoch, 16, first_step=2))
+    assert len(later) == len(every) - 2
+    np.testing.assert_array_equal(later[0].words, epoch.words[32:48])
+    assert list(batches(epoch, 16, first_step=len(every))) == []
+
+
+def test_training_shuffled_draws_the_order_then_the_unknown_words() -> None:
+    _, data, _ = _setup(n=40, n_rare=30)
+    cfg = _cfg(unk_prob=0.5, pos_weight=2.0)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    epoch = shuffled(data, cfg, a)
+    order = b.permutation(len(data.labels))
+    hidden = data.rare[data.windows.words[order]] & (b.random(data.windows.words.shape) < 0.5)
+    assert a.bit_generator.state == b.bit_generator.state  # exactly these two draws
+    assert hidden.any() and (epoch.words[hidden] == UNK_ID).all()
+    np.testing.assert_array_equal(epoch.words[~hidden], data.windows.words[order][~hidden])
+    np.testing.assert_array_equal(epoch.labels, data.labels[order])
+    np.testing.assert_array_equal(epoch.weights, np.where(epoch.labels > 0, 2.0, 1.0))
+    assert epoch.aux is None and epoch.extra == {}
+    plain = shuffled(data, _cfg(), np.random.default_rng(3))
+    assert plain.weights is None and not (plain.words == UNK_ID).any()
+
+
+def test_training_batch_rows_cut_every_array() -> None:
+    words = np.arange(12).reshape(6, 2)
+    batch = Batch(
+        words, None, np.arange(6.0), np.ones(6), {"suffix": words + 1}, np.zeros((6, 1))
+    ).rows(2, 5)
+    assert len(batch) == 3 and batch.caps is None
+    np.testing.assert_array_equal(batch.words, words[2:5])
+    np.testing.assert_array_equal(batch.extra["suffix"], words[2:5] + 1)
+    assert batch.weights.shape == (3,) and batch.aux.shape == (3, 1)

@@ -45,7 +45,7 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def nerwin(tmp_path: Path, *args: object, **extra_env: str) -> subprocess.CompletedProcess:
-    """Run `python -m nerwin ARGS` in tmp_path (so relative data paths must resolve from anywhere)."""
+    """Run `python -m nerwin ARGS` in tmp_path (relative data paths must resolve from anywhere)."""
     return subprocess.run(
         nerwin_cmd(*args),
         cwd=tmp_path,
@@ -85,7 +85,7 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def interrupt_after_first_epoch(
     tmp_path: Path, out: Path, signum: int
 ) -> subprocess.CompletedProcess:
-    """Start a run, wait for its first epoch to be logged and for epoch 2 to be under way, signal it."""
+    """Start a run, wait until epoch 1 is logged and epoch 2 under way, then signal it."""
     stdout, stderr = (tmp_path / "stdout.txt").open("w+"), (tmp_path / "stderr.txt").open("w+")
     proc = subprocess.Popen(
         nerwin_cmd("train", *SLOW, "--out", out),

@@ -1,0 +1,23 @@
+"""The decision threshold on P(location): the configured one, or the one that maximises dev F1."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nerwin.metrics import LocationEvaluator, Scores
+
+THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)  # the cuts tuning tries: 0.05, ..., 0.95
+
+
+def pick_threshold(
+    probs: np.ndarray, evaluator: LocationEvaluator, threshold: float, tune: bool
+) -> tuple[float, Scores]:
+    """(threshold, dev scores at it) for the windows' P(location) `probs`.
+
+    With `tune`, the cut of THRESHOLDS with the best dev entity F1 (a tie goes to the cut
+    nearest 0.5, then to the lower one); else `threshold` itself.
+    """
+    cuts = THRESHOLDS if tune else (threshold,)
+    scored = [(evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in cuts]
+    scores, best = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
+    return best, scores

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nerwin.engine.ops import stable_sigmoid
+from nerwin.engine.loss import stable_sigmoid
+from nerwin.engine.ops import unbroadcast
 from nerwin.engine.tensor import Context, Function, Tensor
 
 Array = np.ndarray
@@ -130,8 +131,6 @@ class PReLU(Function):
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array, Array]:
-        from nerwin.engine.ops import unbroadcast
-
         x, a = ctx.saved
         positive = x > 0.0
         grad_a = np.where(positive, 0.0, grad_out * x).astype(x.dtype, copy=False)

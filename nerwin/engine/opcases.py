@@ -9,7 +9,9 @@ import numpy as np
 
 from nerwin.engine import ops
 from nerwin.engine.activations import ACTIVATIONS, KINKS
+from nerwin.engine.embedding import gather, gather_concat
 from nerwin.engine.gradcheck import GradResult, check_gradients
+from nerwin.engine.loss import sigmoid_bce
 from nerwin.engine.tensor import Tensor
 
 Array = np.ndarray
@@ -69,27 +71,32 @@ def _distinct(rng: np.random.Generator, *shape: int) -> Array:
 
 def _gather_case(rng: np.random.Generator):
     ids = np.array([[0, 2, 2, 5, 0], [5, 5, 1, 0, 3]])  # repeated ids, as PAD and "the" are
-    return (lambda table: ops.gather(table, ids)), {"table": _normal(rng, 7, 3)}
+    return (lambda table: gather(table, ids)), {"table": _normal(rng, 7, 3)}
 
 
 def _gather_flat_case(rng: np.random.Generator):
     ids = np.array([[1, 1, 4, 2, 2], [0, 4, 4, 3, 1]])
-    return (lambda table: ops.gather(table, ids, flatten=True)), {"table": _normal(rng, 6, 3)}
+    return (lambda table: gather(table, ids, flatten=True)), {"table": _normal(rng, 6, 3)}
 
 
 def _gather_concat_case(rng: np.random.Generator):
     words = np.array([[1, 1, 4, 2, 2], [0, 4, 4, 3, 1]])
     caps = np.array([[0, 2, 2, 1, 0], [1, 1, 0, 0, 2]])
     return (
-        (lambda e, f: ops.gather_concat([e, f], [words, caps])),
+        (lambda e, f: gather_concat([e, f], [words, caps])),
         {"E": _normal(rng, 6, 3), "F": _normal(rng, 3, 2)},
     )
+
+
+def _gather_computed_case(rng: np.random.Generator):
+    ids = np.array([[0, 2, 2, 5, 0], [5, 5, 1, 0, 3]])
+    return (lambda table: gather(table * table, ids)), {"table": _normal(rng, 7, 3)}
 
 
 def _bce_case(rng: np.random.Generator, weighted: bool):
     y = rng.integers(0, 2, 8).astype(np.float64)
     w = np.where(y == 1, 3.0, 1.0) if weighted else None
-    return (lambda z: ops.sigmoid_bce(z, y, w)), {"z": _normal(rng, 8) * 3}
+    return (lambda z: sigmoid_bce(z, y, w)), {"z": _normal(rng, 8) * 3}
 
 
 def _dropout_case(rng: np.random.Generator):
@@ -149,6 +156,11 @@ OP_CASES: list[OpCase] = [
     OpCase("gather repeated ids", _gather_case, "ids repeat; gradient is row-sparse"),
     OpCase("gather flatten", _gather_flat_case, "windows of ids joined into rows"),
     OpCase("gather_concat two tables", _gather_concat_case, "two tables, repeated ids, one op"),
+    OpCase(
+        "gather from table * table",
+        _gather_computed_case,
+        "a row-sparse gradient into a non-leaf: made dense there",
+    ),
     OpCase(
         "max axis=1",
         lambda rng: ((lambda x: x.max(axis=1)), {"x": _distinct(rng, 3, 4)}),

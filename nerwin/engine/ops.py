@@ -1,14 +1,20 @@
-"""The engine's ops: one Function per operation, forward and local gradient side by side."""
+"""The engine's ops: one Function per operation, forward and local gradient side by side.
+
+The end of this module attaches the Tensor operators (+ - * / @, sum, mean, max, reshape, exp,
+log) to Tensor; `nerwin.engine` imports it, so they exist whenever the engine is imported.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from nerwin.engine.sparse import RowSparseGrad
+# Moved to their own modules; re-exported because model code imports them from here.
+from nerwin.engine.embedding import gather_concat as gather_concat
+from nerwin.engine.loss import stable_sigmoid as stable_sigmoid
 from nerwin.engine.tensor import Context, Function, Tensor
 
 Array = np.ndarray
@@ -162,8 +168,9 @@ class Mean(Function):
     @staticmethod
     def forward(ctx: Context, a: Array, axis: Any = None, keepdims: bool = False) -> Array:
         ctx.shape, ctx.axis, ctx.keepdims = a.shape, axis, keepdims
-        ctx.count = a.size // max(np.asarray(a.mean(axis=axis, keepdims=True)).size, 1)
-        return np.asarray(a.mean(axis=axis, keepdims=keepdims))
+        out = np.asarray(a.mean(axis=axis, keepdims=keepdims))
+        ctx.count = a.size // max(out.size, 1)  # entries averaged into each output
+        return out
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
@@ -186,7 +193,7 @@ class Max(Function):
         top = a.max(axis=axis, keepdims=True)
         ctx.save_for_backward((a == top).astype(a.dtype))
         ctx.axis, ctx.keepdims, ctx.shape = axis, keepdims, a.shape
-        return np.asarray(top if keepdims else top.reshape(np.max(a, axis=axis).shape))
+        return np.asarray(top if keepdims else np.squeeze(top, axis=axis))
 
     @staticmethod
     def backward(ctx: Context, grad_out: Array) -> tuple[Array]:
@@ -244,52 +251,8 @@ class Concat(Function):
         return tuple(parts)
 
 
-class Gather(Function):
-    """Rows of a table: table (V, d), ids (n, ...) -> (n, ..., d), or (n, -1) with flatten; row-sparse gradient."""
-
-    @staticmethod
-    def forward(ctx: Context, table: Array, ids: Array, flatten: bool = False) -> Array:
-        ctx.ids, ctx.table_shape = ids, table.shape
-        rows = table[ids]
-        return rows.reshape(len(ids), -1) if flatten else rows
-
-    @staticmethod
-    def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad, None]:
-        return RowSparseGrad(ctx.ids, grad_out, ctx.table_shape), None
-
-
-class GatherConcat(Function):
-    """Rows of k tables gathered by k id arrays (n, w) and joined: (n, sum of w * d_i); row-sparse grads."""
-
-    @staticmethod
-    def forward(ctx: Context, *arrays: Array) -> Array:
-        k = len(arrays) // 2
-        tables, ids = arrays[:k], arrays[k:]
-        n = len(ids[0])
-        widths = [i.shape[1] * t.shape[1] for t, i in zip(tables, ids)]
-        out = np.empty((n, sum(widths)), dtype=tables[0].dtype)
-        start = 0
-        for table, index, width in zip(tables, ids, widths):  # gather straight into x, no copies
-            table.take(
-                index,
-                axis=0,
-                out=out[:, start : start + width].reshape(index.shape + table.shape[1:]),
-            )
-            start += width
-        ctx.ids, ctx.shapes, ctx.widths = ids, [t.shape for t in tables], widths
-        return out
-
-    @staticmethod
-    def backward(ctx: Context, grad_out: Array) -> tuple[RowSparseGrad | None, ...]:
-        grads, start = [], 0
-        for index, shape, width in zip(ctx.ids, ctx.shapes, ctx.widths):
-            grads.append(RowSparseGrad(index, grad_out[:, start : start + width], shape))
-            start += width
-        return (*grads, *[None] * len(ctx.ids))
-
-
 class Dropout(Function):
-    """Inverted dropout with a given keep mask: x * mask / keep; the gradient passes the same units."""
+    """Inverted dropout, x * mask / keep for a given mask; the gradient flows the same way."""
 
     @staticmethod
     def forward(ctx: Context, x: Array, mask: Array, keep: float) -> Array:
@@ -331,61 +294,8 @@ class Log(Function):
         return (grad_out / a,)
 
 
-EXP_CUTOFF = 80.0  # e**-80 is still a normal float32; beyond it e**-|z| is taken as exactly 0
-
-
-def exp_neg_abs(z: Array) -> Array:
-    """e**-|z| without overflow or underflow: exactly 0 where |z| > EXP_CUTOFF."""
-    magnitude = np.abs(z)
-    if magnitude.size and magnitude.max() <= EXP_CUTOFF:  # the usual case: one exp, nothing to mask
-        return np.exp(-magnitude)
-    e = np.exp(-np.minimum(magnitude, EXP_CUTOFF))
-    e[magnitude > EXP_CUTOFF] = 0.0
-    return e
-
-
-def stable_sigmoid(z: Array, e: Array | None = None) -> Array:
-    """1 / (1 + e**-z) for any finite z, without overflow or underflow (e = exp_neg_abs(z) if known)."""
-    e = exp_neg_abs(z) if e is None else e
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
-
-
-class SigmoidBCE(Function):
-    """Mean of weight * cross-entropy(sigmoid(z), y) from logits z; finite for any z."""
-
-    @staticmethod
-    def forward(ctx: Context, z: Array, y: Array, weight: Array | None = None) -> Array:
-        e = exp_neg_abs(z)
-        probs = (np.where(z >= 0, 1.0, e) / (1.0 + e)).astype(z.dtype, copy=False)
-        ctx.save_for_backward(probs, y) if weight is None else ctx.save_for_backward(
-            probs, y, weight
-        )
-        losses = np.maximum(z, 0.0) + np.log1p(e) - y * z
-        if weight is not None:
-            losses = losses * weight
-        return np.asarray(np.add.reduce(losses, axis=None) / losses.size, dtype=z.dtype)  # = mean()
-
-    @staticmethod
-    def backward(ctx: Context, grad_out: Array) -> tuple[Array, None, None]:
-        probs, y, *weight = ctx.saved
-        grad = (probs - y) * (grad_out / probs.size)
-        if weight:
-            grad = grad * weight[0]
-        return grad.astype(probs.dtype, copy=False), None, None
-
-
-def gather(table: Tensor, ids: Array, flatten: bool = False) -> Tensor:
-    """Rows `ids` of `table`; with flatten, each id row's vectors joined into one row."""
-    return Gather.apply(table, Tensor(np.asarray(ids)), flatten=flatten)
-
-
-def gather_concat(tables: Sequence[Tensor], ids: Sequence[Array]) -> Tensor:
-    """Each table's rows for its ids (n, w), flattened per row and joined in one op."""
-    return GatherConcat.apply(*tables, *[Tensor(np.asarray(i)) for i in ids])
-
-
 def dropout(x: Tensor, rate: float, rng: np.random.Generator) -> Tensor:
-    """Zero each entry of `x` with chance `rate` (in steps of 1/256) and scale the rest up to match."""
+    """Zero each entry of `x` with chance `rate` (in steps of 1/256), scaling the rest to match."""
     cut = max(1, round((1.0 - rate) * 256))  # one random byte per entry: 3x faster than float draws
     if cut >= 256:
         return x
@@ -408,9 +318,71 @@ def maximum(a: Tensor, b: Tensor) -> Tensor:
     return Maximum.apply(a, b)
 
 
-def sigmoid_bce(z: Tensor, y: Array, weight: Array | None = None) -> Tensor:
-    """Mean binary cross-entropy of logits `z` against 0/1 targets `y`."""
-    inputs = (z, Tensor(np.asarray(y, dtype=z.dtype)))
-    if weight is not None:
-        inputs += (Tensor(np.asarray(weight, dtype=z.dtype)),)
-    return SigmoidBCE.apply(*inputs)
+# --- Tensor operators: thin calls of the ops above, attached to Tensor (tensor.py knows no op) ---
+
+
+def _operand(like: Tensor, other: Any) -> Tensor:
+    """`other` as a Tensor; a number or an array takes the dtype of `like`."""
+    return other if isinstance(other, Tensor) else Tensor(np.asarray(other, dtype=like.dtype))
+
+
+def _documented(method: Callable[..., Tensor], op: type[Function]) -> Callable[..., Tensor]:
+    """`method`, with the docstring of the op it calls."""
+    method.__doc__ = op.__doc__
+    return method
+
+
+def _binary(op: type[Function], reflected: bool = False) -> Callable[..., Tensor]:
+    """The method `self op other`, or `other op self` when reflected (`2.0 - t`)."""
+    if reflected:
+        return _documented(lambda self, other: op.apply(_operand(self, other), self), op)
+    return _documented(lambda self, other: op.apply(self, _operand(self, other)), op)
+
+
+def _unary(op: type[Function]) -> Callable[..., Tensor]:
+    """The method `op(self)`: -t, t.exp(), t.log()."""
+    return _documented(lambda self: op.apply(self), op)
+
+
+def _reduction(op: type[Function]) -> Callable[..., Tensor]:
+    """The method `self.op(axis=None, keepdims=False)`: t.sum(), t.mean(), t.max()."""
+    return _documented(
+        lambda self, axis=None, keepdims=False: op.apply(self, axis=axis, keepdims=keepdims), op
+    )
+
+
+def _reshape(self: Tensor, *shape: Any) -> Tensor:
+    """The same values in a new shape: t.reshape(2, 6) or t.reshape((2, 6))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return Reshape.apply(self, shape=shape)
+
+
+TENSOR_METHODS: dict[str, Callable[..., Tensor]] = {
+    "__add__": _binary(Add),
+    "__radd__": _binary(Add, reflected=True),
+    "__sub__": _binary(Sub),
+    "__rsub__": _binary(Sub, reflected=True),
+    "__mul__": _binary(Mul),
+    "__rmul__": _binary(Mul, reflected=True),
+    "__truediv__": _binary(Div),
+    "__rtruediv__": _binary(Div, reflected=True),
+    "__matmul__": _binary(MatMul),
+    "__neg__": _unary(Neg),
+    "sum": _reduction(Sum),
+    "mean": _reduction(Mean),
+    "max": _reduction(Max),
+    "reshape": _reshape,
+    "exp": _unary(Exp),
+    "log": _unary(Log),
+}
+
+
+def register_tensor_methods() -> None:
+    """Attach TENSOR_METHODS to Tensor, as tinygrad's `register('mul', Mul)` does."""
+    for name, method in TENSOR_METHODS.items():
+        method.__name__, method.__qualname__ = name, f"Tensor.{name}"
+        setattr(Tensor, name, method)
+
+
+register_tensor_methods()

@@ -13,9 +13,7 @@ from nerwin.engine.sparse import RowSparseGrad
 
 Array = np.ndarray
 _GRAD_ENABLED = True
-_RECORDED = (
-    count()
-)  # numbers recorded op applications in creation order, which is a topological order
+_RECORDED = count()  # numbers recorded op applications in creation order: a topological order
 
 
 class GradientShapeError(AssertionError):
@@ -81,7 +79,11 @@ class Function:
 
 
 class Tensor:
-    """A numpy array with an optional gradient and the op that produced it."""
+    """A numpy array with an optional gradient and the op that produced it.
+
+    The operators (+ - * / @, unary -, sum, mean, max, reshape, exp, log) are attached by
+    `nerwin.engine.ops` when the package is imported; this module knows no op.
+    """
 
     __slots__ = ("_ctx", "data", "grad", "name", "requires_grad")
     __array_priority__ = 1000  # make `ndarray * Tensor` defer to Tensor.__rmul__
@@ -124,77 +126,13 @@ class Tensor:
         for node in reversed(order):
             if node.grad is None:
                 continue
+            if isinstance(node.grad, RowSparseGrad):  # only leaves keep the row-sparse form
+                node.grad = node.grad.to_dense()
             ctx = node._ctx
             grads = ctx.op.backward(ctx, node.grad)
             for parent, g in zip(ctx.parents, grads):
                 if g is not None and parent.requires_grad:
                     _accumulate(parent, g, ctx.op.__name__)
-
-    # Operators: thin wrappers over the ops module (imported lazily to avoid a cycle).
-    def _coerce(self, other: Any) -> Tensor:
-        return other if isinstance(other, Tensor) else Tensor(np.asarray(other, dtype=self.dtype))
-
-    def __add__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(self, self._coerce(other))
-
-    def __radd__(self, other: Any) -> Tensor:
-        return _ops().Add.apply(self._coerce(other), self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(self, self._coerce(other))
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return _ops().Sub.apply(self._coerce(other), self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(self, self._coerce(other))
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return _ops().Mul.apply(self._coerce(other), self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(self, self._coerce(other))
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return _ops().Div.apply(self._coerce(other), self)
-
-    def __neg__(self) -> Tensor:
-        return _ops().Neg.apply(self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return _ops().MatMul.apply(self, self._coerce(other))
-
-    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Sum over `axis` (all axes when None)."""
-        return _ops().Sum.apply(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        """Mean over `axis` (all axes when None)."""
-        return _ops().Mean.apply(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Maximum over `axis`; tied maxima share the gradient equally."""
-        return _ops().Max.apply(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape: int) -> Tensor:
-        """The same values in a new shape."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _ops().Reshape.apply(self, shape=shape)
-
-    def exp(self) -> Tensor:
-        """Elementwise e**x."""
-        return _ops().Exp.apply(self)
-
-    def log(self) -> Tensor:
-        """Elementwise natural logarithm."""
-        return _ops().Log.apply(self)
-
-
-def _ops() -> Any:
-    from nerwin.engine import ops
-
-    return ops
 
 
 def topological_order(root: Tensor) -> list[Tensor]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 
 import numpy as np
 
 from nerwin.engine import RowSparseGrad, Tensor
+from nerwin.model.refcount import unreferenced
 
 
 class SGD:
@@ -22,10 +22,10 @@ class SGD:
         self._steps: dict[str, np.ndarray] = {}  # one reused buffer per dense parameter
 
     def step(self) -> None:
-        """Apply one update from the current gradients, then clear them.
+        """theta <- theta - lr * grad for each parameter with a gradient; gradients are cleared.
 
-        A dense gradient array that nothing else references (the usual case after backward) is
-        scaled in place, sparing a W-sized buffer; any other is copied into a reused buffer first.
+        lr * grad overwrites the gradient when nothing else holds it (the usual case after
+        backward), sparing a pass over a W-sized buffer; otherwise it goes into a reused buffer.
         """
         for name, p in self.params.items():
             grad, p.grad = p.grad, None
@@ -35,12 +35,12 @@ class SGD:
             if isinstance(grad, RowSparseGrad):
                 sparse_update(p.data, grad, lr)
                 continue
-            step = (
-                grad
-                if _unreferenced(grad) and grad.dtype == p.data.dtype
-                else self._buffer(name, p.data)
+            private = unreferenced(grad) and grad.dtype == p.data.dtype  # ours to overwrite
+            step = np.multiply(
+                grad,
+                np.asarray(lr, p.data.dtype),
+                out=grad if private else self._buffer(name, p.data),
             )
-            np.multiply(grad, np.asarray(lr, p.data.dtype), out=step)
             np.subtract(p.data, step, out=p.data)
 
     def _buffer(self, name: str, data: np.ndarray) -> np.ndarray:
@@ -49,34 +49,6 @@ class SGD:
         if step is None or step.shape != data.shape or step.dtype != data.dtype:
             step = self._steps[name] = np.empty_like(data)
         return step
-
-
-def _count_of_a_private_array() -> int:
-    """What sys.getrefcount says, one call down, of an array held by one local variable only."""
-    private = np.empty(1)
-    return _reference_count(private)
-
-
-def _reference_count(array: np.ndarray) -> int:
-    """sys.getrefcount of an array passed in (the same call depth as in _unreferenced)."""
-    return sys.getrefcount(array)
-
-
-_PRIVATE_REFS = _count_of_a_private_array() if sys.implementation.name == "cpython" else -1
-
-
-def _unreferenced(grad: object) -> bool:
-    """True when only the caller's local variable holds `grad`, an array owning its memory.
-
-    Another parameter's gradient, a view of it (which holds it as its base), a parameter's data,
-    the caller's own variable: each adds a reference, so such arrays are never written in place.
-    """
-    return (
-        isinstance(grad, np.ndarray)
-        and grad.base is None
-        and grad.flags.writeable
-        and sys.getrefcount(grad) <= _PRIVATE_REFS
-    )
 
 
 _COLUMNS: dict[int, np.ndarray] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -321,3 +322,31 @@ def test_ops_dropout_same_generator_state_same_mask():
     b = ops.dropout(x, 0.4, np.random.default_rng([3, 9])).data
     c = ops.dropout(x, 0.4, np.random.default_rng([3, 10])).data
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+class _Counting(np.ndarray):
+    """An ndarray that counts its mean() and max() calls (np.max(a) calls a.max too)."""
+
+    calls: ClassVar[list[str]] = []
+
+    def mean(self, *args, **kwargs):
+        _Counting.calls.append("mean")
+        return np.asarray(self).mean(*args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        _Counting.calls.append("max")
+        return np.asarray(self).max(*args, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["mean", "max"])
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_ops_mean_max_reduce_once_and_equal_numpy_bit_for_bit(rng, method, axis, keepdims):
+    data = rng.normal(size=(5, 7)).astype(np.float32)
+    x = Tensor(data.view(_Counting), requires_grad=True)
+    _Counting.calls.clear()
+    out = getattr(x, method)(axis=axis, keepdims=keepdims)
+    assert _Counting.calls == [method]
+    want = np.asarray(getattr(np, method)(data, axis=axis, keepdims=keepdims))
+    assert out.shape == want.shape and out.dtype == want.dtype
+    assert np.asarray(out.data).tobytes() == want.tobytes()

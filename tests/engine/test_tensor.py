@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
-from nerwin.engine import Function, RowSparseGrad, Tensor, is_grad_enabled, maximum, no_grad
+from nerwin.engine import (
+    Function,
+    RowSparseGrad,
+    Tensor,
+    gather,
+    is_grad_enabled,
+    maximum,
+    no_grad,
+)
 from nerwin.engine.opcases import OP_CASES
 from nerwin.engine.tensor import (
     Context,
@@ -22,7 +32,7 @@ def _leaf(value, dtype=np.float64) -> Tensor:
 class _Spy(Function):
     """y = 2x; remembers every context it was given, so tests can inspect what it saved."""
 
-    contexts: list[Context] = []
+    contexts: ClassVar[list[Context]] = []
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -241,3 +251,18 @@ def test_tensor_topological_order_falls_back_for_a_context_made_by_hand() -> Non
     assert topological_order(root) == [y, root]
     root.backward(np.ones(1))
     np.testing.assert_array_equal(x.grad, [6.0])
+
+
+def test_tensor_sparse_grad_into_non_leaf_is_made_dense(rng):
+    table = _leaf(rng.normal(size=(7, 3)))
+    direct = _leaf(rng.normal(size=(7, 3)))
+    ids = np.array([[0, 2, 2], [5, 0, 3]])
+    scaled = table * 2.0
+    (gather(scaled, ids).sum() + gather(direct, ids).sum()).backward()
+    counts = np.bincount(ids.reshape(-1), minlength=7)[:, None] * np.ones((1, 3))
+    assert isinstance(scaled.grad, np.ndarray)  # an op's output: made dense before Mul.backward
+    np.testing.assert_array_equal(scaled.grad, counts)
+    assert isinstance(table.grad, np.ndarray) and table.grad.shape == (7, 3)
+    np.testing.assert_array_equal(table.grad, 2.0 * counts)
+    assert isinstance(direct.grad, RowSparseGrad)  # a leaf keeps the row-sparse form for SGD
+    np.testing.assert_array_equal(direct.grad.to_dense(), counts)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nerwin.engine import RowSparseGrad, Tensor, gather
+from nerwin.model.refcount import unreferenced
 from nerwin.model.sgd import SGD, flat_indices, sparse_update
 
 
@@ -212,3 +213,17 @@ def test_optim_flat_indices_do_not_wrap_for_big_tables() -> None:
     index = flat_indices(ids, 4)
     assert index.dtype == np.int64
     np.testing.assert_array_equal(index, [0, 1, 2, 3] + [(2**29 + 1) * 4 + k for k in range(4)])
+
+
+def test_optim_unreferenced_only_for_an_array_nothing_else_holds() -> None:
+    mine = np.ones(3)
+    assert unreferenced(mine)
+    other = mine
+    assert not unreferenced(mine)  # a second variable holds it
+    del other
+    assert unreferenced(mine)
+    assert not unreferenced(mine[1:])  # a view (it holds its base)
+    frozen = np.ones(3)
+    frozen.flags.writeable = False
+    assert not unreferenced(frozen)
+    assert not unreferenced([1.0, 2.0])  # not an ndarray

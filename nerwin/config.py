@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -20,6 +22,11 @@ from nerwin.files.yamlfile import VALUE_ERRORS as YAML_VALUE_ERRORS
 from nerwin.files.yamlfile import YamlFileError, read_sections
 
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
+MAX_WINDOW = 101  # sane upper bounds, checked before any memory is taken
+MAX_WIDTH = 100_000  # embedding_dim and each hidden layer
+MAX_LAYERS = 100
+MAX_FEATURE_DIM = 10_000
+PATH_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*)\}")  # ${conll2003} in data paths
 DROPOUT_STEPS = 256  # nerwin.engine.ops.dropout keeps an entry when a random byte is below a cut
 DROPOUT_RULE = (
     f"0 (off) or above 1/{2 * DROPOUT_STEPS} = {1 / (2 * DROPOUT_STEPS)} and below 1 "
@@ -31,7 +38,7 @@ DROPOUT_RULE = (
 class DataConfig:
     """Where the corpora and vectors are and how words become ids."""
 
-    train: str = "data/default/train.txt"  # training corpus (CoNLL columns)
+    train: str | tuple[str, ...] = "data/default/train.txt"  # training corpus (or several)
     dev: str | None = "data/default/dev.txt"  # dev corpus for scores and early stopping
     vectors: str | None = None  # pretrained vectors (GloVe/word2vec/fastText); null = random
     vectors_extend: int = 0  # add the N most frequent vector-file words to the vocab (-1 = all)
@@ -59,7 +66,14 @@ class DataConfig:
             out.append(("max_vocab", f"must be >= 1 or null, got {self.max_vocab}"))
         if self.vectors_extend < -1:
             out.append(("vectors_extend", f"must be >= -1, got {self.vectors_extend}"))
+        if not self.train_files or any(not f for f in self.train_files):
+            out.append(("train", "must name one or more files"))
         return out
+
+    @property
+    def train_files(self) -> tuple[str, ...]:
+        """data.train as a tuple of file names (one or several)."""
+        return (self.train,) if isinstance(self.train, str) else tuple(self.train)
 
 
 @dataclass(frozen=True)
@@ -78,14 +92,26 @@ class ModelConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
         out = []
-        if self.window < 1 or self.window % 2 == 0:
-            out.append(("window", f"must be a positive odd number, got {self.window}"))
+        if self.window < 1 or self.window % 2 == 0 or self.window > MAX_WINDOW:
+            out.append(
+                ("window", f"must be a positive odd number up to {MAX_WINDOW}, got {self.window}")
+            )
         if self.embedding_init is not None and not 0 <= self.embedding_init < math.inf:
             out.append(("embedding_init", f"must be >= 0 or null, got {self.embedding_init}"))
-        if self.embedding_dim < 1:
-            out.append(("embedding_dim", f"must be >= 1, got {self.embedding_dim}"))
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            out.append(("hidden", f"must be one or more sizes >= 1, got {list(self.hidden)}"))
+        if not 1 <= self.embedding_dim <= MAX_WIDTH:
+            out.append(("embedding_dim", f"must be in 1..{MAX_WIDTH}, got {self.embedding_dim}"))
+        if (
+            not self.hidden
+            or len(self.hidden) > MAX_LAYERS
+            or any(not 1 <= h <= MAX_WIDTH for h in self.hidden)
+        ):
+            out.append(
+                (
+                    "hidden",
+                    f"must be 1 to {MAX_LAYERS} sizes in 1..{MAX_WIDTH}, got "
+                    f"{_short(list(self.hidden))}",
+                )
+            )
         if self.activation not in ACTIVATIONS:
             close = difflib.get_close_matches(self.activation, ACTIVATIONS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -97,8 +123,8 @@ class ModelConfig:
                 )
             )
         for key in ("caps_dim", "suffix_dim", "shape_dim"):
-            if getattr(self, key) < 0:
-                out.append((key, f"must be >= 0, got {getattr(self, key)}"))
+            if not 0 <= getattr(self, key) <= MAX_FEATURE_DIM:
+                out.append((key, f"must be in 0..{MAX_FEATURE_DIM}, got {getattr(self, key)}"))
         return out
 
 
@@ -124,8 +150,8 @@ class TrainConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
         checks = [
-            ("epochs", self.epochs >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("epochs", 1 <= self.epochs <= 100_000, "in 1..100000"),
+            ("batch_size", 1 <= self.batch_size <= 1_000_000, "in 1..1000000"),
             ("lr", 0 < self.lr < math.inf, "> 0 and finite"),
             ("lr_decay", 0 <= self.lr_decay < math.inf, ">= 0 and finite"),
             ("embedding_lr_scale", 0 <= self.embedding_lr_scale < math.inf, ">= 0 and finite"),
@@ -134,7 +160,7 @@ class TrainConfig:
             ("dropout", _dropout_ok(self.dropout), DROPOUT_RULE),
             ("aux_weight", 0 <= self.aux_weight < math.inf, ">= 0 and finite"),
             ("ensemble", 1 <= self.ensemble <= 20, "in 1..20"),
-            ("patience", self.patience >= 1, ">= 1"),
+            ("patience", 1 <= self.patience <= 100_000, "in 1..100000"),
             ("seed", self.seed >= 0, ">= 0"),
             ("threshold", 0 < self.threshold < 1, "in (0, 1)"),
         ]
@@ -144,7 +170,7 @@ class TrainConfig:
 
 
 def _dropout_ok(rate: float) -> bool:
-    """0, or a rate below 1 that still drops something in steps of 1/256 (rounded as ops.dropout does)."""
+    """0, or a rate below 1 that still drops something in steps of 1/256 (as ops.dropout rounds)."""
     return rate == 0 or (0 < rate < 1 and round((1.0 - rate) * DROPOUT_STEPS) < DROPOUT_STEPS)
 
 
@@ -152,6 +178,7 @@ def _dropout_ok(rate: float) -> bool:
 class Config:
     """Everything a training run needs."""
 
+    paths: tuple[tuple[str, str], ...] = ()  # named folders: data paths may use ${name}
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -171,23 +198,82 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     """Build and validate a Config from nested dicts, reporting every problem at once."""
     problems: list[str] = []
-    config = _build(Config, raw, "", problems)
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    paths = _paths(raw.pop("paths", None) if isinstance(raw, dict) else None, problems)
+    config = dataclasses.replace(_build(Config, raw, "", problems), paths=paths)
     for section in ("data", "model", "train"):  # fields with type errors hold their defaults here
         problems += [f"{section}.{k}: {m}" for k, m in getattr(config, section).problems()]
+    problems += _cross_problems(config)
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return config
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
-    """Plain nested dict (lists, not tuples) for YAML."""
+    """Plain nested dict (lists, not tuples; paths as a mapping) for YAML."""
 
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
         return list(value) if isinstance(value, tuple) else value
 
-    return plain(dataclasses.asdict(config))
+    out = plain(dataclasses.asdict(config))
+    paths = out.pop("paths")
+    return {"paths": dict(paths), **out} if paths else out
+
+
+def data_file(config: Config, template: str) -> str:
+    """A data path with its ${name} variables filled in: $NERWIN_<NAME>, else paths.<name>."""
+    named = dict(config.paths)
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        return os.environ.get(path_variable(name)) or named.get(name, match.group(0))
+
+    return PATH_VARIABLE.sub(value, template)
+
+
+def path_variable(name: str) -> str:
+    """The environment variable that overrides paths.<name>: NERWIN_<NAME>."""
+    return "NERWIN_" + name.upper().replace("-", "_")
+
+
+def _paths(raw: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """The `paths` section: names of folders (or files) that data paths refer to as ${name}."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.append(f"paths: expected a mapping of names to paths, got {_describe(raw)}")
+        return ()
+    good = []
+    for name, value in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+            problems.append(f"paths: {_describe(name)} is not a name (letters, digits, _ and -)")
+        elif not isinstance(value, str) or not value:
+            problems.append(f"paths.{name}: expected a path, got {_describe(value)}")
+        else:
+            good.append((name, value))
+    return tuple(good)
+
+
+def _cross_problems(config: Config) -> list[str]:
+    """Problems between keys: undefined ${name} variables, threshold tuning without dev data."""
+    out = []
+    named = dict(config.paths)
+    d = config.data
+    for key, value in [("train", f) for f in d.train_files] + [
+        ("dev", d.dev),
+        ("vectors", d.vectors),
+    ]:
+        for name in PATH_VARIABLE.findall(value or ""):
+            if name not in named and not os.environ.get(path_variable(name)):
+                out.append(
+                    f"data.{key}: ${{{name}}} is not defined; add paths.{name} to the config "
+                    f"or set {path_variable(name)}"
+                )
+    if config.train.tune_threshold and not d.dev:
+        out.append("train.tune_threshold: needs a dev set to tune on, but data.dev is null")
+    return out
 
 
 def save_config(config: Config, path: Path) -> None:
@@ -324,4 +410,16 @@ def _type_name(hint: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {value!r}"
+    return "null" if value is None else f"{type(value).__name__} {_short(value)}"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to `limit` characters without building the repr of a huge container."""
+    if isinstance(value, list | tuple | dict | set) and len(value) > 20:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = (
+        repr(value)
+        if not isinstance(value, str) or len(value) <= 4 * limit
+        else repr(value[: 4 * limit])
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."

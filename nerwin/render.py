@@ -84,20 +84,26 @@ def diagnostic_warnings(report: EpochReport) -> list[str]:
 
 
 def result_line(result) -> str:
-    """The run's outcome and where the model is."""
+    """The run's outcome and where the model is: the dev F1 its meta.json records."""
     where = result.out_dir / "model"
     if result.dev is None:
         return f"done in {result.seconds:.1f}s (no dev set); model saved to {where}"
     e = result.dev.entity
     if result.member_epochs:
         epochs = ", ".join(map(str, result.member_epochs))
-        return (
-            f"ensemble of {len(result.member_epochs)} (best epochs {epochs}): "
-            f"dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, R {100 * e.recall:.2f}) "
-            f"at threshold {result.threshold:.2f}; {result.seconds:.1f}s; model saved to {where}"
-        )
+        head = f"ensemble of {len(result.member_epochs)} (best epochs {epochs})"
+    else:
+        head = f"best epoch {result.best_epoch}"
     return (
-        f"best epoch {result.best_epoch}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
-        f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}; {result.seconds:.1f}s; "
-        f"model saved to {where}"
+        f"{head}: dev LOC F1 {100 * e.f1:.2f} (P {100 * e.precision:.2f}, "
+        f"R {100 * e.recall:.2f}) at threshold {result.threshold:.2f}{_configured(result)}; "
+        f"{result.seconds:.1f}s; model saved to {where}"
     )
+
+
+def _configured(result) -> str:
+    """The F1 at the configured threshold (the epoch lines' one), when the stored one differs."""
+    other = (result.dev_record or {}).get("at_configured_threshold")
+    if not other or other["threshold"] == result.threshold:
+        return ""
+    return f" ({100 * other['f1']:.2f} at the epoch lines' {other['threshold']:.2f})"

@@ -206,3 +206,19 @@ def test_api_import_leaves_process_state_alone() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+def test_api_evaluate_location_types_and_a_file_without_them(
+    run: TrainedRun, tmp_path: Path
+) -> None:
+    assert api.evaluate(run.model, DEV, location_types=["LOC"]) == api.evaluate(run.model, DEV)
+    orgs = api.evaluate(run.model, DEV, location_types=["ORG"])
+    assert orgs.entity.gold > 0 and orgs != api.evaluate(run.model, DEV)
+    people = tmp_path / "people.txt"
+    people.write_text("Bill B-PER\nwent O\n\n", encoding="utf-8")
+    with pytest.raises(NerwinError, match="no entity of type LOC to score .*PER"):
+        api.evaluate(run.model, people)
+    result = invoke(
+        ["evaluate", "--model", run.model, "--data", DEV, "--location-types", "ORG,LOC"]
+    )
+    assert_ok(result)

@@ -122,7 +122,7 @@ def test_config_several_problems_reported_at_once(tmp_path: Path) -> None:
     for part in (
         "train.lr: expected float, got str 'abc'",
         "train.epoch: unknown key (did you mean train.epochs?)",
-        "model.window: must be a positive odd number, got 4",
+        "model.window: must be a positive odd number up to 101, got 4",
         "model.activaton: unknown key (did you mean model.activation?)",
         "train.threshold: must be in (0, 1)",
     ):
@@ -137,8 +137,8 @@ def test_config_several_problems_reported_at_once(tmp_path: Path) -> None:
         ("train.lr=0", "train.lr: must be > 0"),
         ("model.window=4", "model.window: must be a positive odd number"),
         ("model.window=0", "model.window: must be a positive odd number"),
-        ("model.hidden=[]", "model.hidden: must be one or more sizes >= 1"),
-        ("model.hidden=[100, 0]", "model.hidden: must be one or more sizes >= 1"),
+        ("model.hidden=[]", "model.hidden: must be 1 to 100 sizes in 1..100000, got []"),
+        ("model.hidden=[100, 0]", "model.hidden: must be 1 to 100 sizes in 1..100000"),
         (
             "model.activation=reluu",
             "model.activation: unknown activation 'reluu' (did you mean relu?)",
@@ -147,7 +147,10 @@ def test_config_several_problems_reported_at_once(tmp_path: Path) -> None:
         ("train.threshold=1", "train.threshold: must be in (0, 1)"),
         ("train.threshold=1.5", "train.threshold: must be in (0, 1)"),
         ("train.threshold=-0.2", "train.threshold: must be in (0, 1)"),
-        ("train.epochs=0", "train.epochs: must be >= 1"),
+        ("train.epochs=0", "train.epochs: must be in 1..100000, got 0"),
+        ("model.hidden=[1000000000]", "model.hidden: must be 1 to 100 sizes in 1..100000"),
+        ("model.window=1000001", "model.window: must be a positive odd number up to 101"),
+        ("model.embedding_dim=1000000", "model.embedding_dim: must be in 1..100000"),
         ("train.unk_prob=1", "train.unk_prob: must be in [0, 1)"),
         ("data.min_count=0", "data.min_count: must be >= 1"),
     ],
@@ -198,7 +201,7 @@ def test_config_null_accepted_for_optional_fields() -> None:
 def test_config_null_rejected_for_required_fields() -> None:
     message = _error(overrides=("train.lr=null", "data.train=null"))
     assert "train.lr: expected float, got null" in message
-    assert "data.train: expected str, got null" in message
+    assert "data.train: expected str or a list of str, got null" in message
 
 
 def test_config_optional_field_still_type_checked() -> None:
@@ -327,3 +330,38 @@ def test_config_dropout_accepted_exactly_when_ops_dropout_drops(rate: float) -> 
     drops = dropout(x, rate, np.random.default_rng(0)) is not x
     accepted = not TrainConfig(dropout=rate).problems()
     assert accepted == drops
+
+
+def test_config_paths_fill_data_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nerwin.config import config_to_dict, data_file
+
+    config = load_config(None, ["paths.corpus=/data/c", "data.train=${corpus}/train.txt"])
+    assert dict(config.paths) == {"corpus": "/data/c"}
+    assert data_file(config, config.data.train) == "/data/c/train.txt"
+    monkeypatch.setenv("NERWIN_CORPUS", "/elsewhere")
+    assert data_file(config, config.data.train) == "/elsewhere/train.txt"
+    assert config_to_dict(config)["paths"] == {"corpus": "/data/c"}  # saved as written
+
+
+def test_config_undefined_path_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NERWIN_NOPE", raising=False)
+    message = _error(overrides=("data.train=${nope}/train.txt",))
+    assert "data.train: ${nope} is not defined; add paths.nope" in message
+    assert "NERWIN_NOPE" in message
+
+
+def test_config_train_may_list_several_files() -> None:
+    config = load_config(None, ["data.train=[a.txt, b.txt]"])
+    assert config.data.train_files == ("a.txt", "b.txt")
+    assert load_config().data.train_files == ("data/default/train.txt",)
+    assert "data.train: must name one or more files" in _error(overrides=("data.train=[]",))
+
+
+def test_config_tune_threshold_needs_dev() -> None:
+    message = _error(overrides=("train.tune_threshold=true", "data.dev=null"))
+    assert "train.tune_threshold: needs a dev set" in message
+
+
+def test_config_error_never_prints_a_huge_value() -> None:
+    message = _error(overrides=("data.scheme=[" + ",".join(["x"] * 100_000) + "]",))
+    assert len(message) < 300, message[:300]

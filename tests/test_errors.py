@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _trained import DEV, TRAIN, TrainedRun, invoke
+from _trained import DEV, TRAIN, TrainedRun, assert_user_error, invoke
 
 FAST = ("--set", "train.epochs=1")
 GOOD = "Paris B-LOC\nis O\nnice O\n\n"  # lines 1-3, blank line 4
@@ -611,12 +611,12 @@ def test_errors_crlf_mixed_with_lf_trains(tmp_path: Path) -> None:
     assert vocab == (reference / "model" / "vocab.txt").read_text(encoding="utf-8")
 
 
-def test_errors_location_type_that_never_occurs_warns(tmp_path: Path) -> None:
-    result = _train_ok(tmp_path, "--set", "data.location_types=[GPE]")
-    warnings = _warnings(result)
-    assert len(warnings) == 1, result.stderr
-    assert "GPE" in warnings[0] and "data.location_types" in warnings[0]
-    assert str(TRAIN) in warnings[0] or "train.txt" in warnings[0]
+def test_errors_location_type_that_never_occurs_refuses(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = invoke(["train", *FAST, "--set", "data.location_types=[GPE]", "--out", out])
+    line = assert_user_error(result, "GPE", "data.location_types", "train.txt", "LOC, MISC")
+    assert "no entity of type" in line
+    assert not out.exists()  # nothing written: an F1 0.00 model would be useless
 
 
 def test_errors_zero_vector_coverage_warns_loudly(tmp_path: Path) -> None:

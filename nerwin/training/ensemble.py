@@ -28,7 +28,7 @@ from nerwin.training.rundir import (
     check_outputs,
     create_out_dir,
 )
-from nerwin.training.threshold import pick_threshold
+from nerwin.training.threshold import dev_record, pick_threshold
 
 SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single model
 RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
@@ -193,23 +193,28 @@ class EnsembleRun:
         )
         epochs = tuple(int(m.get("epoch", 0)) for m in metas)
         run = self._last or self._member_run(self.size)
-        threshold, scores = tagger.threshold, None
+        threshold, scores, dev = tagger.threshold, None, None
         if run.evaluator is not None:
             probs = tagger.window_probabilities(run.dev_windows)
             tune = self.config.train.tune_threshold
             threshold, scores = pick_threshold(probs, run.evaluator, threshold, tune)
             tagger.threshold = threshold
-        if not self.finished:
-            save_model(
-                self.out_dir / "model",
-                tagger,
-                self.config,
-                {
-                    "member_epochs": list(epochs),
-                    "seed": self.config.train.seed,
-                    "versions": versions(),
-                },
+            dev = dev_record(
+                probs,
+                run.evaluator,
+                threshold,
+                self.config.train.threshold,
+                run.dev_corpus.path,
+                epochs[0],
             )
+        if not self.finished:
+            extra = {
+                "member_epochs": list(epochs),
+                "seed": self.config.train.seed,
+                "versions": versions(),
+                **({"dev": dev} if dev else {}),
+            }
+            save_model(self.out_dir / "model", tagger, self.config, extra)
         return TrainResult(
             self.out_dir,
             epochs[0],
@@ -218,6 +223,7 @@ class EnsembleRun:
             time.perf_counter() - self.started,
             self.reports,
             epochs,
+            dev_record=dev,
         )
 
 

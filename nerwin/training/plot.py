@@ -7,8 +7,8 @@ no GUI backend or global figure state is involved.
 from __future__ import annotations
 
 import io
+import json
 import math
-import re
 from pathlib import Path
 
 from nerwin.errors import NerwinError
@@ -21,6 +21,7 @@ from nerwin.training.curves import (
     merge_members,
     read_metrics,
 )
+from nerwin.training.labels import member_prefix, readable
 
 DEFAULT_NAME = "curves.png"
 INSTALL_HINT = (
@@ -28,10 +29,10 @@ INSTALL_HINT = (
     '"matplotlib>=3.8" (or python -m pip install -e ".[plot]" in a clone)'
 )
 PANEL_TITLES = {
-    "diagnostics": "other diagnostics",
-    "grad_norm": "gradient norm per parameter",
-    "update_ratio": "update size / weight size per step",
-    "scores": "logits of sampled windows by gold class",
+    "diagnostics": "Hidden units (fraction of the layer)",
+    "grad_norm": "Gradient norm per parameter",
+    "update_ratio": "Update size / weight size per SGD step",
+    "scores": "Location score s of sampled dev windows",
 }  # known diagnostics groups
 MEMBER_MARKERS = "os^Dv<>ph*"  # an ensemble member's marker in the diagnostics panels
 LOG_SPAN = 100.0  # a diagnostics panel uses a log axis when its positive values span this factor
@@ -49,10 +50,11 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     members = member_curves(read_metrics(run_dir))
     target = Path(out) if out is not None else run_dir / DEFAULT_NAME
-    title = str(run_dir.resolve().name)
-    figure = (
-        draw_curves(members[0], title) if list(members) == [0] else draw_members(members, title)
-    )
+    title, summary = str(run_dir.resolve().name), _model_score(run_dir)
+    if list(members) == [0]:
+        figure = draw_curves(members[0], title, summary)
+    else:
+        figure = draw_members(members, title, summary)
     image = io.BytesIO()
     try:
         figure.savefig(image, format=target.suffix[1:] or "png", dpi=110)
@@ -61,6 +63,36 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else err
         raise NerwinError(f"{target}: cannot write the figure ({reason})") from None
     return target
+
+
+def _model_score(run_dir: Path) -> str | None:
+    """The saved model's dev F1 as RUN/model/meta.json records it (the number `train` printed
+    last), e.g. "model (epoch 3): dev location F1 94.43 at threshold 0.41"; None if absent."""
+    try:
+        dev = json.loads((run_dir / "model" / "meta.json").read_text(encoding="utf-8"))["dev"]
+        text = (
+            f"model (epoch {int(dev['epoch'])}): dev location F1 {100 * float(dev['f1']):.2f} "
+            f"at threshold {float(dev['threshold']):.2f}"
+        )
+        other = dev.get("at_configured_threshold") or {}
+        if other and float(other["threshold"]) != float(dev["threshold"]):
+            text += (
+                f" ({100 * float(other['f1']):.2f} at {float(other['threshold']):.2f}, as plotted)"
+            )
+        return text
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _informative(series: dict[str, Series]) -> dict[str, Series]:
+    """The series with at least one non-zero value (an all-zero line says nothing)."""
+    return {k: v for k, v in series.items() if any(x not in (None, 0.0) for x in v)}
+
+
+def _panels(diagnostics: dict[str, dict[str, Series]]) -> list[tuple[str, dict[str, Series]]]:
+    """The diagnostics panels worth drawing: those with an informative series."""
+    kept = [(panel, _informative(series)) for panel, series in diagnostics.items()]
+    return [(panel, series) for panel, series in kept if series]
 
 
 def _matplotlib():
@@ -73,28 +105,30 @@ def _matplotlib():
     return Figure, MaxNLocator
 
 
-def draw_curves(curves: Curves, title: str = ""):
+def draw_curves(curves: Curves, title: str = "", summary: str | None = None):
     """A matplotlib Figure: loss, dev scores and one panel per diagnostics group."""
-    figure, axes = _figure(2 + len(curves.diagnostics))
+    panels = _panels(curves.diagnostics)
+    figure, axes = _figure(2 + len(panels))
     _draw_loss(axes[0], curves)
     _draw_dev(axes[1], curves)
-    for ax, (panel, series) in zip(axes[2:], curves.diagnostics.items()):
+    for ax, (panel, series) in zip(axes[2:], panels):
         _draw_diagnostics(ax, panel, series, curves)
     _epoch_axes(axes, curves.epochs, has_dev=bool(curves.dev))
-    figure.suptitle(_headline(curves, title))
+    figure.suptitle(f"{title}: {summary}" if summary else _headline(curves, title))
     return figure
 
 
-def draw_members(members: dict[int, Curves], title: str = ""):
+def draw_members(members: dict[int, Curves], title: str = "", summary: str | None = None):
     """A Figure for an ensemble: loss and dev F1 with a curve per member, then the diagnostics."""
     merged = merge_members(members)
-    figure, axes = _figure(2 + len(merged.diagnostics))
+    panels = _panels(merged.diagnostics)
+    figure, axes = _figure(2 + len(panels))
     _draw_member_loss(axes[0], members)
     _draw_member_dev(axes[1], members)
-    for ax, (panel, series) in zip(axes[2:], merged.diagnostics.items()):
+    for ax, (panel, series) in zip(axes[2:], panels):
         _draw_diagnostics(ax, panel, series, merged)
     _epoch_axes(axes, merged.epochs, has_dev=any(c.dev for c in members.values()))
-    figure.suptitle(_member_headline(members, title))
+    figure.suptitle(f"{title}: {summary}" if summary else _member_headline(members, title))
     return figure
 
 
@@ -297,7 +331,7 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
     colours = {}
     for name, values in series.items():
         stem, _, stat = name.rpartition(".")
-        member, own = _member_prefix(stem or name)
+        member, own = member_prefix(stem or name)
         colour = colours.setdefault(own, f"C{len(colours) % 10}")
         marker = MEMBER_MARKERS[(member - 1) % len(MEMBER_MARKERS)] if member else "."
         if stat == "p90" and f"{stem}.p10" in series:
@@ -309,7 +343,7 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
                 _values(series[f"{stem}.p90"]),
                 color=colour,
                 alpha=0.15,
-                label=f"{stem} p10-p90",
+                label=readable(name),
             )
         else:
             ax.plot(
@@ -317,7 +351,7 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
                 _values(values),
                 marker=marker,
                 color=colour,
-                label=name,
+                label=readable(name),
                 linestyle="--" if stat == "p50" else "-",
             )
     positive = [v for values in series.values() for v in values if v is not None and v > 0]
@@ -329,9 +363,3 @@ def _draw_diagnostics(ax, panel: str, series: dict[str, Series], curves: Curves)
         ax.set_yscale("log")
     _mark_best(ax, curves)
     ax.legend(fontsize="small", loc="best", ncols=2 if len(series) > 6 else 1)
-
-
-def _member_prefix(name: str) -> tuple[int, str]:
-    """(K, rest) of a merged ensemble series "member K rest"; (0, name) otherwise."""
-    match = re.fullmatch(r"member (\d+) (.+)", name)
-    return (int(match.group(1)), match.group(2)) if match else (0, name)

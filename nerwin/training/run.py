@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nerwin.config import Config
+from nerwin.config import PATH_VARIABLE, Config, data_file, path_variable
 from nerwin.data.caps import N_CAPS
 from nerwin.data.conll import Corpus, location_labels, read_conll
 from nerwin.data.embeddings import load_vectors
 from nerwin.data.features import TokenFeature
 from nerwin.data.vocab import Vocab, build_vocab
 from nerwin.engine import Tensor
-from nerwin.errors import ConfigError, ModelError, NerwinError
+from nerwin.errors import ConfigError, DataError, ModelError, NerwinError
+from nerwin.files.atomic import write_text
 from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
 from nerwin.files.versions import versions
 from nerwin.metrics import LocationEvaluator, Scores
@@ -44,7 +46,13 @@ from nerwin.training.rundir import (
     create_out_dir,
 )
 from nerwin.training.signals import stop_on_signals
-from nerwin.training.threshold import pick_threshold
+from nerwin.training.threshold import dev_record, pick_threshold
+
+PATH_HINTS = {  # where the shipped configs' data comes from (README: Getting CoNLL-2003 and GloVe)
+    "conll2003": "; CoNLL-2003 English: see the README section 'Getting CoNLL-2003 and GloVe'",
+    "glove": "; GloVe 6B (glove.6B.50d.txt.gz): see the README section "
+    "'Getting CoNLL-2003 and GloVe'",
+}
 
 
 class TrainingInterrupted(NerwinError):
@@ -77,17 +85,49 @@ class TrainResult:
     seconds: float
     reports: list[EpochReport] = field(default_factory=list)
     member_epochs: tuple[int, ...] = ()  # an ensemble's members' best epochs
+    dev_record: dict | None = None  # what the model's meta.json records under "dev"
 
 
-def read_corpus(path: str, config: Config) -> Corpus:
-    """Read a CoNLL corpus with the config's columns and scheme."""
+def read_corpus(path: str | tuple[str, ...], config: Config, key: str = "data") -> Corpus:
+    """Read a CoNLL corpus (or several, joined) with the config's columns and scheme.
+
+    Paths may use the config's ${name} variables; a missing file's error says where it is set.
+    """
     d = config.data
-    return read_conll(
-        resolve_data_path(path),
-        word_column=d.word_column,
-        tag_column=d.tag_column,
-        scheme=d.scheme,
-        keep_columns=False,
+    parts = [
+        read_conll(
+            data_path(name, config, key),
+            word_column=d.word_column,
+            tag_column=d.tag_column,
+            scheme=d.scheme,
+            keep_columns=False,
+        )
+        for name in ((path,) if isinstance(path, str) else path)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    schemes = {c.scheme for c in parts}
+    if len(schemes) > 1:
+        found = ", ".join(f"{c.path} is {c.scheme}" for c in parts)
+        raise ConfigError(f"{key}: the files use different tag schemes ({found}); set data.scheme")
+    sentences = tuple(s for c in parts for s in c.sentences)
+    return Corpus(" + ".join(c.path for c in parts), sentences, parts[0].scheme)
+
+
+def data_path(template: str, config: Config, key: str = "data") -> Path:
+    """A config data file with its ${name} variables filled in; DataError with a hint if absent."""
+    path = resolve_data_path(data_file(config, template))
+    if path.exists():
+        return path
+    names = PATH_VARIABLE.findall(template)
+    if not names:
+        return path  # the reader reports a plain missing file
+    name = names[0]
+    hint = PATH_HINTS.get(name, "")
+    raise DataError(
+        f"{path}: file not found ({key} = {template}, paths.{name} = "
+        f"{dict(config.paths).get(name, '?')}; set {path_variable(name)}=DIR or "
+        f"--set paths.{name}=DIR{hint})"
     )
 
 
@@ -113,8 +153,10 @@ class TrainingRun:
         self.state = TrainState()
         self.finished = False  # set by resume() for a run that already ended
         self.reports: list[EpochReport] = []
-        self.train_corpus = read_corpus(config.data.train, config)
-        self.dev_corpus = read_corpus(config.data.dev, config) if config.data.dev else None
+        self.train_corpus = read_corpus(config.data.train, config, "data.train")
+        self.dev_corpus = (
+            read_corpus(config.data.dev, config, "data.dev") if config.data.dev else None
+        )
         self._check_location_types()
         if not _resume:
             self.tagger = self._initial_tagger(init_from)
@@ -123,15 +165,45 @@ class TrainingRun:
 
     @classmethod
     def resume(cls, out_dir: str | Path) -> TrainingRun:
-        """Continue the run in `out_dir` from its checkpoint, exactly where it stopped."""
+        """Continue the run in `out_dir` from its checkpoint, exactly where it stopped.
+
+        First what a save killed midway left is cleaned up (folder.recover_save): a folder set
+        aside as `.last.old` or `.model.old` goes back in place, staging folders are deleted. A
+        run killed before its first checkpoint trains again from the start with its own
+        config.yaml (its metrics and model are cleared first, as --force clears them).
+        """
+        from nerwin.config import load_config
+        from nerwin.model.folder import recover_save
+        from nerwin.training.rundir import CONFIG
+
         out_dir = Path(out_dir)
         checkpoint = out_dir / CHECKPOINT
-        if not (checkpoint / "meta.json").is_file():
-            raise NerwinError(f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)")
+        no_checkpoint = f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)"
+        if not out_dir.is_dir():
+            raise NerwinError(no_checkpoint)
         check_outputs(out_dir, new_run=False, members=False)
+        notes = [
+            f"{out_dir / name}: put back from the copy a killed save had set aside"
+            for name in ("model", CHECKPOINT)
+            if recover_save(out_dir / name)
+        ]
+        if not (checkpoint / "meta.json").is_file():
+            if not (out_dir / CONFIG).is_file():
+                raise NerwinError(no_checkpoint)
+            config = load_config(out_dir / CONFIG)
+            if config.train.ensemble > 1:  # resume_run takes an ensemble with its members/
+                raise NerwinError(f"{no_checkpoint}; {out_dir / CONFIG} trains an ensemble")
+            run = cls(config, out_dir, force=True)
+            run.notes += [
+                *notes,
+                f"{out_dir}: stopped before its first checkpoint; training again from the "
+                f"start with {out_dir / CONFIG}",
+            ]
+            return run
         tagger, config, meta = load_model(checkpoint)
         state = _train_state(meta, checkpoint)
         run = cls(config, out_dir, _resume=True)
+        run.notes += notes
         run.finished = (
             state.epoch > config.train.epochs or state.since_best >= config.train.patience
         )
@@ -147,14 +219,16 @@ class TrainingRun:
         return run
 
     def _check_location_types(self) -> None:
-        present = set(self.train_corpus.entity_types)
+        """Refuse a train or dev corpus without a single location: it cannot train or score."""
         wanted = set(self.config.data.location_types)
-        if not present & wanted:
-            self.notes.append(
-                f"warning: {self.train_corpus.path}: no entity of type "
-                f"{', '.join(sorted(wanted))} (types present: "
-                f"{', '.join(sorted(present)) or 'none'}); check data.location_types"
-            )
+        for corpus in filter(None, (self.train_corpus, self.dev_corpus)):
+            present = set(corpus.entity_types)
+            if not present & wanted:
+                raise DataError(
+                    f"{corpus.path}: no entity of type {', '.join(sorted(wanted))} (types "
+                    f"present: {', '.join(sorted(present)) or 'none'}); check "
+                    "data.location_types"
+                )
 
     def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
         if init_from is not None:
@@ -189,7 +263,7 @@ class TrainingRun:
             )
             return vocab, None
         vectors = load_vectors(
-            resolve_data_path(d.vectors),
+            data_path(d.vectors, self.config, "data.vectors"),
             vocab.words,
             extra_top_n=d.vectors_extend,
             cache_dir=cache_dir(),
@@ -349,34 +423,93 @@ class TrainingRun:
         save_model(self.out_dir / name, self.tagger, self.config, extra)
 
     def finish(self) -> TrainResult:
-        """Tune the threshold on dev if asked; return the best model's scores."""
+        """Tune the threshold on dev if asked; record the dev scores in the model's meta.json."""
         tagger, _, meta = load_model(self.out_dir / "model")
-        threshold, scores = tagger.threshold, None
+        threshold, scores, dev = tagger.threshold, None, None
+        epoch = int(meta.get("epoch", 0))
         if self.evaluator:
             tune = self.config.train.tune_threshold
             probs = tagger.window_probabilities(self.dev_windows)
             threshold, scores = pick_threshold(probs, self.evaluator, threshold, tune)
-            if tune:
-                tagger.threshold = threshold
-                save_model(self.out_dir / "model", tagger, self.config, meta)
+            dev = dev_record(
+                probs,
+                self.evaluator,
+                threshold,
+                self.config.train.threshold,
+                self.dev_corpus.path,
+                epoch,
+            )
+            record_dev(self.out_dir / "model", meta, threshold, dev)
         return TrainResult(
             self.out_dir,
-            int(meta.get("epoch", 0)),
+            epoch,
             scores,
             threshold,
             time.perf_counter() - self.started,
             self.reports,
+            dev_record=dev,
         )
 
 
+def record_dev(model_dir: Path, meta: dict, threshold: float, dev: dict) -> None:
+    """Store the decision threshold and the dev scores in the model folder's meta.json."""
+    meta = {**meta, "threshold": threshold, "dev": dev}
+    write_text(model_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
+
+
 def _train_state(meta: dict, checkpoint: Path) -> TrainState:
-    """The training state a checkpoint's meta.json records, or ModelError naming the checkpoint."""
-    try:
-        return TrainState.from_dict(meta["train_state"])
-    except (KeyError, TypeError):
+    """The training state a checkpoint's meta.json records, every field checked (type, range, a
+    random generator state numpy accepts), or one ModelError naming the file and the field."""
+    from dataclasses import fields
+
+    raw = meta.get("train_state")
+    if not isinstance(raw, dict):
         raise ModelError(
             f"{checkpoint}: meta.json has no valid train_state; not a resumable checkpoint"
-        ) from None
+        )
+    path = checkpoint / "meta.json"
+    names = [f.name for f in fields(TrainState)]
+    for key in [*names, *raw]:
+        if key not in names or key not in raw:
+            problem = "is unknown" if key not in names else "is missing"
+            raise ModelError(f"{path}: train_state.{str(key)[:40]} {problem}")
+
+    def bad(key: str, rule: str) -> ModelError:
+        return ModelError(f"{path}: train_state.{key} must be {rule}, got {repr(raw[key])[:40]}")
+
+    def whole(value: object, high: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
+
+    def number(value: object) -> bool:
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and abs(value) < float("inf")
+        )
+
+    for key, low in (("epoch", 1), ("step", 0), ("since_best", 0)):
+        if not whole(raw[key], 1 << 62) or raw[key] < low:
+            raise bad(key, f"a whole number >= {low}")
+    if not number(raw["loss_sum"]) or raw["loss_sum"] < 0:
+        raise bad("loss_sum", "a finite number >= 0")
+    if raw["best_f1"] is not None and not number(raw["best_f1"]):
+        raise bad("best_f1", "null or a finite number")
+    rng = raw["rng_state"]
+    if rng is not None:
+        inner = rng.get("state") if isinstance(rng, dict) else None
+        ok = (
+            isinstance(inner, dict)
+            and all(whole(inner.get(k), (1 << 128) - 1) for k in ("state", "inc"))
+            and whole(rng.get("has_uint32"), 1)
+            and whole(rng.get("uinteger"), (1 << 32) - 1)
+        )
+        try:
+            np.random.default_rng(0).bit_generator.state = rng
+        except (TypeError, ValueError, KeyError, OverflowError):
+            ok = False
+        if not ok:
+            raise bad("rng_state", "null or the state of a numpy PCG64 generator")
+    return TrainState.from_dict(raw)
 
 
 def _extend_with_vectors(

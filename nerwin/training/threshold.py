@@ -21,3 +21,25 @@ def pick_threshold(
     scored = [(evaluator.score((probs >= t).astype(np.int8)), float(t)) for t in cuts]
     scores, best = max(scored, key=lambda st: (st[0].entity.f1, -abs(st[1] - 0.5)))
     return best, scores
+
+
+def dev_record(
+    probs: np.ndarray,
+    evaluator: LocationEvaluator,
+    threshold: float,
+    default: float,
+    where: str,
+    epoch: int,
+) -> dict:
+    """The dev scores a model folder's meta.json keeps: at its threshold and the configured one."""
+
+    def at(cut: float) -> dict:
+        entity = evaluator.score((probs >= cut).astype(np.int8)).entity
+        return {
+            "threshold": cut,
+            "f1": entity.f1,
+            "precision": entity.precision,
+            "recall": entity.recall,
+        }
+
+    return {"file": where, "epoch": epoch, **at(threshold), "at_configured_threshold": at(default)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def test_plot_out_file_diagnostics_and_no_dev(tmp_path: Path) -> None:
         "Training loss (mean cross-entropy per window)",
         "Dev locations: entity precision, recall, F1",
     ]
-    assert "gradient norm per parameter" in titles
-    (diag,) = [ax for ax in figure.axes if ax.get_title() == "gradient norm per parameter"]
+    assert "Gradient norm per parameter" in titles
+    (diag,) = [ax for ax in figure.axes if ax.get_title() == "Gradient norm per parameter"]
     assert diag.get_yscale() == "log"  # W spans four decades
 
 
@@ -84,8 +85,8 @@ def test_plot_ensemble_draws_a_curve_per_member(tmp_path: Path) -> None:
     assert loss.get_legend_handles_labels()[1] == ["member 1", "member 2"]
     assert [list(line.get_ydata()) for line in loss.get_lines()] == [[0.5, 0.4], [0.9, 0.8]]
     assert {"member 1", "member 2"} <= set(dev.get_legend_handles_labels()[1])
-    (diag,) = [ax for ax in figure.axes if ax.get_title() == "gradient norm per parameter"]
-    assert diag.get_legend_handles_labels()[1] == ["member 2 W"]
+    (diag,) = [ax for ax in figure.axes if ax.get_title() == "Gradient norm per parameter"]
+    assert diag.get_legend_handles_labels()[1] == ["member 2: hidden weights W"]
     out = plot_run(write_metrics(tmp_path / "run", ensemble_records()))
     assert out.read_bytes()[:8] == PNG_MAGIC
 
@@ -100,3 +101,33 @@ def test_plot_output_follows_the_suffix_and_names_an_unwritable_path(tmp_path: P
         plot_run(run_dir, missing)
     assert str(info.value) == f"{missing}: cannot write the figure (No such file or directory)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves", "curves.pdf", "run"]
+
+
+def test_plot_labels_are_words_and_all_zero_series_are_dropped() -> None:
+    pytest.importorskip("matplotlib")
+    diagnostics = {
+        "grad_norm": {"E": 0.1, "W1": 0.2, "u": 0.3},
+        "dead_fraction": 0.0,
+        "saturated_fraction": None,
+        "scores": {"positive": {"p10": -1.0, "p90": 2.0}, "negative": {"mean": -3.0}},
+    }
+    records = [record(e, 1.0 / e, 0.5, e == 1, diagnostics=diagnostics) for e in (1, 2)]
+    figure = draw_curves(curves_from_records(records), "run")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert "Hidden units (fraction of the layer)" not in titles  # dead_fraction is 0 throughout
+    labels = [label for ax in figure.axes for label in ax.get_legend_handles_labels()[1]]
+    assert {"word vectors E", "layer 1 weights W1", "output weights u"} <= set(labels)
+    assert "location windows, 10th-90th percentile" in labels
+    assert "other windows, mean" in labels
+    assert not [label for label in labels if re.search(r"\.\D|_", label)]
+
+
+def test_plot_title_shows_the_score_the_model_records(run: TrainedRun, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import json
+
+    from nerwin.training.plot import _model_score
+
+    dev = json.loads((run.model / "meta.json").read_text())["dev"]
+    assert f"dev location F1 {100 * dev['f1']:.2f}" in _model_score(run.out_dir)
+    assert f"{100 * run.result.dev.entity.f1:.2f}" in _model_score(run.out_dir)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _trained import assert_user_error, invoke
+from _trained import DEV, TRAIN, assert_user_error, invoke
 
-from nerwin import __version__
+from nerwin import __version__, api
+from nerwin.config import load_config
+from nerwin.errors import DataError
 from nerwin.model.folder import FILES, load_model
 
 # Small steps so an epoch lasts a second or two and a signal lands in the middle of one.
@@ -526,3 +528,55 @@ def test_resume_init_from_warns_that_aux_weight_is_ignored(run, tmp_path: Path) 
     )
     quiet = api.open_run(load_config(None, ["train.epochs=1"]), tmp_path / "c", init_from=run.model)
     assert not any("aux_weight" in n for n in quiet.notes)
+
+
+def test_run_trains_on_several_files_joined(tmp_path: Path) -> None:
+    from nerwin.training.run import read_corpus
+
+    config = load_config(None, [f"data.train=[{TRAIN}, {TRAIN}]"])
+    joined = read_corpus(config.data.train, config)
+    single = read_corpus(str(TRAIN), config)
+    assert joined.sentences == single.sentences * 2
+    result = api.train(
+        load_config(None, [f"data.train=[{TRAIN}, {DEV}]", "train.epochs=1"]), tmp_path / "r"
+    )
+    assert result.best_epoch == 1
+
+
+def test_run_missing_variable_path_says_where_it_is_set(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("NERWIN_CONLL2003", raising=False)
+    config = load_config(
+        None, [f"paths.conll2003={tmp_path}/nowhere", "data.train=${conll2003}/train.txt"]
+    )
+    with pytest.raises(DataError) as info:
+        api.train(config, tmp_path / "run")
+    message = str(info.value)
+    for needle in (
+        "nowhere/train.txt: file not found",
+        "paths.conll2003",
+        "NERWIN_CONLL2003",
+        "Getting CoNLL-2003 and GloVe",
+    ):
+        assert needle in message, message
+
+
+def test_run_refuses_a_dev_set_without_locations(tmp_path: Path) -> None:
+    dev = tmp_path / "dev.txt"
+    dev.write_text("Bill B-PER\nwent O\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no entity of type LOC"):
+        api.train(load_config(None, [f"data.dev={dev}"]), tmp_path / "run")
+
+
+def test_run_meta_records_the_dev_scores_the_result_reports(tmp_path: Path) -> None:
+    import json
+
+    config = load_config(None, ["train.epochs=3", "train.tune_threshold=true"])
+    result = api.train(config, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "model" / "meta.json").read_text())
+    assert meta["threshold"] == result.threshold == meta["dev"]["threshold"]
+    assert meta["dev"]["f1"] == result.dev.entity.f1
+    assert meta["dev"]["epoch"] == result.best_epoch
+    assert meta["dev"]["at_configured_threshold"]["threshold"] == 0.5
+    at_half = [r.dev.entity.f1 for r in result.reports if r.epoch == result.best_epoch]
+    assert meta["dev"]["at_configured_threshold"]["f1"] == at_half[0]  # what the epoch line said
+    assert api.evaluate(tmp_path / "run" / "model", DEV).entity.f1 == result.dev.entity.f1

@@ -1,4 +1,4 @@
-"""The nerwin training step written by hand in numpy, without the engine: the floor for its overhead.
+"""The nerwin training step by hand in numpy, without the engine: the floor for its overhead.
 
 Same model (E, F, W, b, u, c; ReLU; float32), same initial parameters, same data order and batches
 as nerwin (see bench_common.prepare), same loss (mean of logaddexp(0, s) - y s) and plain SGD:
@@ -17,7 +17,8 @@ gather writes straight into x (no concatenate), -lr is applied to dz once (it is
 scales W's), and W's update reuses one buffer (einsum outer product at batch 1, x^T dz above).
 
 usage: python scripts/bench_fused.py [--batch 1 32 256] [--windows N] [--sparse flat]
-(bench.py runs this module's FusedStep in its own subprocesses; this entry point is for a quick look.)
+(bench.py runs this module's FusedStep in its own subprocesses; this entry point is for a
+quick look.)
 """
 
 from __future__ import annotations

@@ -84,7 +84,8 @@ def watch(proc: subprocess.Popen, metrics: Path, interval: float) -> tuple[list,
                 for record in new:
                     epochs.append((record, now, rss))
                     print(
-                        f"  t={now:7.1f}s  rss {rss / 1024:8.1f} MB  <- end of epoch {record['epoch']} "
+                        f"  t={now:7.1f}s  rss {rss / 1024:8.1f} MB  "
+                        f"<- end of epoch {record['epoch']} "
                         f"(loss {record['loss']:.4f}, {record['seconds']:.1f}s, "
                         f"{record['windows_per_s']:,.0f} win/s)",
                         flush=True,
@@ -163,11 +164,12 @@ def main() -> int:
             "--out",
             str(out),
         ]
-        log = open(work / "train.log", "w+", encoding="utf-8")
+        log = open(work / "train.log", "w+", encoding="utf-8")  # noqa: SIM115 (closed below)
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
         print(
-            f"soak: python {' '.join(command[1:])}\nsoak: pid {proc.pid}; VmRSS every {args.interval:g} s",
+            f"soak: python {' '.join(command[1:])}\n"
+            f"soak: pid {proc.pid}; VmRSS every {args.interval:g} s",
             flush=True,
         )
         try:

@@ -1,7 +1,8 @@
-"""Train named variants of a config over several seeds and print dev LOC F1 (mean, spread) per variant.
+"""Train named variants of a config over several seeds; print dev LOC F1 (mean, spread) of each.
 
 usage: python scripts/sweep.py --config configs/conll2003.yaml --seeds 0 1 2 \
-           --variant "base=" --variant "no caps=model.caps_dim=0" --variant "lr 0.1=train.lr=0.1,train.epochs=5"
+           --variant "base=" --variant "no caps=model.caps_dim=0" \
+           --variant "lr 0.1=train.lr=0.1,train.epochs=5"
 Each variant is NAME=KEY=VALUE[,KEY=VALUE...]; results are also appended as JSON lines to --log.
 """
 
@@ -69,9 +70,8 @@ def main() -> None:
             print(json.dumps(record), flush=True)
         spread = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
         rows.append((name, statistics.mean(f1s), spread, min(f1s), max(f1s), statistics.mean(secs)))
-    print(
-        "\n| variant | dev LOC F1 mean | std | min | max | seconds/run |\n| --- | --- | --- | --- | --- | --- |"
-    )
+    print("\n| variant | dev LOC F1 mean | std | min | max | seconds/run |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, mean, spread, lo, hi, sec in rows:
         print(f"| {name} | {mean:.2f} | {spread:.2f} | {lo:.2f} | {hi:.2f} | {sec:.0f} |")
 

@@ -298,7 +298,8 @@ def _(c: Ctx):
 
 @case("config-unknown-key-learning-rate-suggests-lr")
 def _(c: Ctx):
-    # STYLE.md 7 gives exactly this example: "train.learning_rate: unknown key (did you mean train.lr?)"
+    # STYLE.md 7 gives this example:
+    # "train.learning_rate: unknown key (did you mean train.lr?)"
     return c.train("--set", "train.learning_rate=0.1"), [
         "train.learning_rate",
         "did you mean train.lr?",

@@ -21,7 +21,7 @@ def word_suffix(word: str) -> str:
 
 
 def word_shape(word: str) -> str:
-    """Letters as X/x, digits as d, runs collapsed: Paris -> Xx, U.S. -> X.X., 1996-08-22 -> d-d-d."""
+    """Letters as X/x, digits as d, runs collapsed: Paris -> Xx, U.S. -> X.X., 1996-08 -> d-d"""
     mapped = "".join(
         "X" if ch.isupper() else "x" if ch.isalpha() else "d" if ch.isdigit() else ch for ch in word
     )

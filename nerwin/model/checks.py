@@ -42,7 +42,8 @@ def demo_model(
     features: bool = False,
     aux: bool = False,
 ) -> WindowClassifier:
-    """A tiny float64 window classifier for checks (suffix/shape tables if `features`, heads if `aux`)."""
+    """A tiny float64 window classifier for checks (suffix/shape tables if `features`, heads if
+    `aux`)."""
     extra = (("suffix", 5, 2), ("shape", 4, 2)) if features else ()
     shape = ModelShape(
         vocab_size=12,
@@ -86,7 +87,8 @@ def check_model(
 ) -> list[GradResult]:
     """Central differences for every parameter of `model` (float64) on one batch.
 
-    A model with auxiliary heads gets random 0/1 targets for them, so U_aux and c_aux are checked too.
+    A model with auxiliary heads gets random 0/1 targets for them, so U_aux and c_aux are
+    checked too.
     """
     model = model.astype("float64")
     k = len(model.shape.aux_types)

@@ -1,4 +1,4 @@
-"""Tests for nerwin.model.checks: whole-model gradient checks, numeric and by hand, per activation."""
+"""nerwin.model.checks: whole-model gradient checks, numeric and by hand, per activation."""
 
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 Same model, initial parameters, data order and batches as nerwin (see bench_common.prepare):
 nn.Embedding(V, 50, sparse=True) and nn.Embedding(6, 5, sparse=True) for E and F,
 nn.Linear(275, 300) (weight = W^T), ReLU, nn.Linear(300, 1) (weight = u^T),
-binary_cross_entropy_with_logits (mean), optim.SGD(lr=0.3), which updates only the touched rows of the sparse embedding gradients. A step is
-zero_grad, forward, loss.item(), backward, step (nerwin's step also reads the loss every batch).
+binary_cross_entropy_with_logits (mean), optim.SGD(lr=0.3), which updates only the touched rows
+of the sparse embedding gradients. A step is zero_grad, forward, loss.item(), backward, step
+(nerwin's step also reads the loss every batch).
 
 Needs torch (`pip install torch==2.13.0`, the `bench` extra). The thread count comes from
 OMP_NUM_THREADS (bench_common sets it to 1 unless already set); torch.set_num_threads follows it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.files.paths import default_run_dir, find_config
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model.folder import load_model
-from nerwin.model.tagger import Tagger
-from nerwin.tag.documents import TaggedDocument, sentence_document, tag_documents, text_documents
+from nerwin.model.tagger import FrozenTagger, Tagger
+from nerwin.tag.documents import TaggedDocument, sentence_document, tag_batches, text_documents
 from nerwin.tag.pipeline import Document, LocationTagger
 from nerwin.training import ensemble
 from nerwin.training.ensemble import EnsembleRun, resume_run
@@ -191,20 +191,36 @@ def evaluate(
     return LocationEvaluator(corpus, types).score(tagger.labels(probs, threshold))
 
 
-@limited_iterator
 def predict(
-    model: str | Path | Tagger,
+    model: str | Path | Tagger | FrozenTagger,
     documents: Iterable[TaggedDocument],
     threshold: float | None = None,
+    *,
+    idle: Callable[[], bool] | None = None,
+    cache_mb: float | None = None,
 ) -> Iterator[TaggedDocument]:
-    """Tag a stream of documents (see raw_documents / sentence_documents) with a model folder."""
-    tagger = model if isinstance(model, Tagger) else load_tagger(model)[0]
-    yield from tag_documents(tagger, documents, threshold)
+    """Tag a stream of documents (see raw_documents / sentence_documents) with a model folder.
+
+    Documents are scored in batches (about 20,000 tokens); a batch also closes whenever `idle()`
+    returns True (no more input ready without waiting, e.g. `InputSource.idle` of
+    nerwin.tag.inputs), so interactive input is answered at once. The last document of each
+    batch has `last_in_batch` set: a good moment to flush output. The model is frozen for the
+    stream: each distinct word's first layer is computed once and cached, up to `cache_mb` MB
+    (default $NERWIN_TAG_CACHE_MB or 256; 0 = plain matrix products). Offsets are Unicode code
+    points into each document's text (Python string indices).
+    """
+    tagger = model if isinstance(model, Tagger | FrozenTagger) else load_tagger(model)[0]
+    batches = limited_iterator(tag_batches)  # BLAS limit per batch, not per document
+    for batch in batches(tagger, documents, threshold, idle=idle, cache_mb=cache_mb):
+        yield from batch
 
 
-def raw_documents(texts: Iterable[str]) -> Iterator[TaggedDocument]:
-    """Raw-text documents to tag, one per text."""
-    return text_documents(texts)
+def raw_documents(
+    texts: Iterable[str] | Iterable[tuple[Any, str]], with_ids: bool = False
+) -> Iterator[TaggedDocument]:
+    """Raw-text documents to tag, one per text; with `with_ids`, items are (id, text) pairs and
+    each document carries its id to the output."""
+    return text_documents(texts, with_ids)
 
 
 def sentence_documents(sentences: Iterable) -> Iterator[TaggedDocument]:

@@ -23,11 +23,14 @@ app = typer.Typer(
 
 
 class OutputFormat(StrEnum):
-    """What `nerwin predict` prints per document."""
+    """What `nerwin predict` prints per document (see nerwin.tag.formats)."""
 
     inline = "inline"
     conll = "conll"
     json = "json"
+
+
+InputFormat = StrEnum("InputFormat", {"text": "text", "jsonl": "jsonl"})  # predict --input-format
 
 
 ConfigOpt = Annotated[
@@ -222,58 +225,51 @@ def gradcheck(
 def predict(
     texts: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="TEXT",
-            help="Text to tag (each argument is a document). Default: --input files, else stdin.",
-            show_default=False,
-        ),
+        typer.Argument(metavar="TEXT", show_default=False, help="Documents (default: --input)."),
     ] = None,
     model: ModelOpt = ...,
     input_: Annotated[
         list[Path] | None,
-        typer.Option(
-            "--input",
-            "-i",
-            metavar="FILE",
-            help="Input file, one document per line ('-' = stdin; repeatable).",
-        ),
+        typer.Option("--input", "-i", metavar="FILE", help="Input file ('-' = stdin; repeatable)."),
     ] = None,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+        OutputFormat,
+        typer.Option("--format", "-f", help="Output format (offsets: Unicode code points)."),
     ] = OutputFormat.inline,
-    probs: Annotated[
-        bool, typer.Option("--probs", help="json: add each token's probability.")
-    ] = False,
+    input_format: Annotated[
+        InputFormat, typer.Option(help='Each line is a document, or {"id": ..., "text": ...}.')
+    ] = InputFormat.text,
+    probs: Annotated[bool, typer.Option("--probs", help="Add P(location).")] = False,
     threshold: ThresholdOpt = None,
     pretokenized: Annotated[
-        bool,
-        typer.Option(
-            "--pretokenized", help="Input is CoNLL columns (one token per line), not raw text."
-        ),
+        bool, typer.Option("--pretokenized", help="Input is CoNLL columns, not raw text.")
     ] = False,
     word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0,
+    cache_mb: Annotated[
+        float | None, typer.Option(min=0.0, help="Row cache in MB (default 256; 0 = off).")
+    ] = None,
 ) -> None:
-    """Tag location names in text, files or stdin with a trained model."""
-    from nerwin import api, render
-    from nerwin.tag.formats import render as render_doc
-    from nerwin.tag.inputs import conll_sentences, raw_documents
+    """Tag location names in text, files or stdin; output follows the input line by line.
 
-    if pretokenized and texts:
+    Offsets (json start/end) are Unicode code points, i.e. Python string indices into the text.
+    conll opens each document with '-DOCSTART-' (and its JSON-lines id) and a blank line.
+    """
+    from nerwin import api, render
+    from nerwin.tag.formats import write_documents
+    from nerwin.tag.inputs import InputSource
+
+    jsonl = input_format is InputFormat.jsonl
+    if (pretokenized or jsonl) and (texts or pretokenized == jsonl):  # both, or with TEXT
+        hint = "--pretokenized / --input-format jsonl"
         raise typer.BadParameter(
-            "--pretokenized reads CoNLL from --input files or stdin, not TEXT",
-            param_hint="--pretokenized",
+            "reads --input files or stdin, not TEXT; not both", param_hint=hint
         )
+    source = InputSource(texts or [], input_ or [])
     try:
-        if pretokenized:
-            docs = api.sentence_documents(conll_sentences(input_ or [], word_column))
-        else:
-            docs = api.raw_documents(raw_documents(texts or [], input_ or []))
-        out = sys.stdout
+        docs = source.documents(input_format.value, pretokenized, word_column)
         with render.progress_bar(unit="doc", disable=None if input_ else True) as bar:
-            for doc in api.predict(model, docs, threshold):
-                out.write(render_doc(doc, fmt.value, probs))
-                bar.update(1)
-        out.flush()
+            tagged = api.predict(model, docs, threshold, idle=source.idle, cache_mb=cache_mb)
+            write_documents(tagged, sys.stdout, fmt.value, probs, bar.update)
     except NerwinError as err:
         _fail(err)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly

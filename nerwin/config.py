@@ -7,8 +7,6 @@ import difflib
 import math
 import os
 import re
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,8 @@ import yaml
 
 from nerwin.engine.activations import ACTIVATIONS
 from nerwin.errors import ConfigError
+from nerwin.files.paths import PATH_VARIABLE, expand_variables, path_variable
+from nerwin.files.typed import build_dataclass, describe, short
 from nerwin.files.yamlfile import VALUE_ERRORS as YAML_VALUE_ERRORS
 from nerwin.files.yamlfile import YamlFileError, read_sections
 
@@ -26,7 +26,6 @@ MAX_WINDOW = 101  # sane upper bounds, checked before any memory is taken
 MAX_WIDTH = 100_000  # embedding_dim and each hidden layer
 MAX_LAYERS = 100
 MAX_FEATURE_DIM = 10_000
-PATH_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*)\}")  # ${conll2003} in data paths
 DROPOUT_STEPS = 256  # nerwin.engine.ops.dropout keeps an entry when a random byte is below a cut
 DROPOUT_RULE = (
     f"0 (off) or above 1/{2 * DROPOUT_STEPS} = {1 / (2 * DROPOUT_STEPS)} and below 1 "
@@ -109,7 +108,7 @@ class ModelConfig:
                 (
                     "hidden",
                     f"must be 1 to {MAX_LAYERS} sizes in 1..{MAX_WIDTH}, got "
-                    f"{_short(list(self.hidden))}",
+                    f"{short(list(self.hidden))}",
                 )
             )
         if self.activation not in ACTIVATIONS:
@@ -200,7 +199,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     problems: list[str] = []
     raw = dict(raw) if isinstance(raw, dict) else raw
     paths = _paths(raw.pop("paths", None) if isinstance(raw, dict) else None, problems)
-    config = dataclasses.replace(_build(Config, raw, "", problems), paths=paths)
+    config = dataclasses.replace(build_dataclass(Config, raw, "", problems), paths=paths)
     for section in ("data", "model", "train"):  # fields with type errors hold their defaults here
         problems += [f"{section}.{k}: {m}" for k, m in getattr(config, section).problems()]
     problems += _cross_problems(config)
@@ -224,18 +223,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def data_file(config: Config, template: str) -> str:
     """A data path with its ${name} variables filled in: $NERWIN_<NAME>, else paths.<name>."""
-    named = dict(config.paths)
-
-    def value(match: re.Match) -> str:
-        name = match.group(1)
-        return os.environ.get(path_variable(name)) or named.get(name, match.group(0))
-
-    return PATH_VARIABLE.sub(value, template)
-
-
-def path_variable(name: str) -> str:
-    """The environment variable that overrides paths.<name>: NERWIN_<NAME>."""
-    return "NERWIN_" + name.upper().replace("-", "_")
+    return expand_variables(template, dict(config.paths))
 
 
 def _paths(raw: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
@@ -243,14 +231,14 @@ def _paths(raw: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
-        problems.append(f"paths: expected a mapping of names to paths, got {_describe(raw)}")
+        problems.append(f"paths: expected a mapping of names to paths, got {describe(raw)}")
         return ()
     good = []
     for name, value in raw.items():
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
-            problems.append(f"paths: {_describe(name)} is not a name (letters, digits, _ and -)")
+            problems.append(f"paths: {describe(name)} is not a name (letters, digits, _ and -)")
         elif not isinstance(value, str) or not value:
-            problems.append(f"paths.{name}: expected a path, got {_describe(value)}")
+            problems.append(f"paths.{name}: expected a path, got {describe(value)}")
         else:
             good.append((name, value))
     return tuple(good)
@@ -309,117 +297,3 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
             child = node[part] = {}
         node = child
     node[parts[-1]] = value
-
-
-def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
-    """Instantiate dataclass `cls` from `raw`, appending 'key: message' problems."""
-    if not isinstance(raw, dict):
-        problems.append(
-            f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {_describe(raw)}"
-        )
-        return cls()
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            close = _suggest(str(key), names)
-            hint = (
-                f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
-            )
-            problems.append(f"{prefix}{key}: unknown key{hint}")
-    values = {}
-    for name in names:
-        if name not in raw:
-            continue
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw[name], f"{prefix}{name}.", problems)
-        else:
-            ok, value = _coerce(raw[name], hint)
-            if ok:
-                values[name] = value
-            else:
-                problems.append(
-                    f"{prefix}{name}: expected {_type_name(hint)}, got {_describe(raw[name])}"
-                )
-    try:
-        return cls(**values)
-    except TypeError:
-        return cls()
-
-
-def _suggest(key: str, names: list[str]) -> list[str]:
-    """The valid key a typo most likely meant: its initials (learning_rate -> lr), else difflib."""
-    initials = "".join(part[:1] for part in key.lower().split("_") if part)
-    if len(initials) > 1 and initials in names:
-        return [initials]
-    return difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-
-
-def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
-    """(True, value as `hint`) or (False, None); ints pass as floats, '1e-3' as a float."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return True, None
-        for arg in args:
-            if arg is not type(None):
-                ok, out = _coerce(value, arg)
-                if ok:
-                    return True, out
-        return False, None
-    if origin is tuple:
-        items = value if isinstance(value, (list, tuple)) else [value]
-        coerced = [_coerce(v, args[0]) for v in items]
-        return (all(ok for ok, _ in coerced), tuple(v for _, v in coerced))
-    if hint is bool:
-        return (True, value) if isinstance(value, bool) else (False, None)
-    if hint is int:
-        return (
-            (True, value)
-            if isinstance(value, int) and not isinstance(value, bool)
-            else (False, None)
-        )
-    if hint is float:
-        return _coerce_float(value)
-    if hint is str:
-        return (True, value) if isinstance(value, str) else (False, None)
-    return False, None
-
-
-def _coerce_float(value: Any) -> tuple[bool, Any]:
-    if isinstance(value, bool):
-        return False, None
-    if isinstance(value, (int, float)):
-        return True, float(value)
-    if isinstance(value, str):
-        try:
-            return True, float(value)
-        except ValueError:
-            return False, None
-    return False, None
-
-
-def _type_name(hint: Any) -> str:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is tuple:
-        return f"a list of {args[0].__name__}"
-    if args:
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
-    return getattr(hint, "__name__", str(hint))
-
-
-def _describe(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {_short(value)}"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """repr(value), cut to `limit` characters without building the repr of a huge container."""
-    if isinstance(value, list | tuple | dict | set) and len(value) > 20:
-        return f"<{type(value).__name__} of {len(value)} items>"
-    text = (
-        repr(value)
-        if not isinstance(value, str) or len(value) <= 4 * limit
-        else repr(value[: 4 * limit])
-    )
-    return text if len(text) <= limit else text[: limit - 3] + "..."

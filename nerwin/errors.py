@@ -32,10 +32,18 @@ class ModelError(NerwinError):
 class TrainingDiverged(NerwinError):
     """The loss became NaN or infinite during training."""
 
-    def __init__(self, step: int, lr: float, loss: float, epoch: int | None = None):
-        self.step, self.lr, self.loss, self.epoch = step, lr, loss, epoch
+    def __init__(
+        self, step: int, lr: float, loss: float, epoch: int | None = None, outcome: str = ""
+    ):
+        self.step, self.lr, self.loss, self.epoch, self.outcome = step, lr, loss, epoch, outcome
         where = f"step {step}" + (f" (epoch {epoch})" if epoch is not None else "")
         super().__init__(
-            f"training diverged at {where}: loss is {loss} with lr={lr:g}; "
-            "lower train.lr (the best model so far is kept)"
+            f"training diverged at {where}: loss is {loss} with lr={lr:g}; lower train.lr"
+            + (f"; {outcome}" if outcome else "")
         )
+
+    def told(self, outcome: str, prefix: str = "") -> TrainingDiverged:
+        """The same error, saying what was kept (and, with `prefix`, which member diverged)."""
+        err = TrainingDiverged(self.step, self.lr, self.loss, self.epoch, outcome)
+        err.args = (prefix + str(err),)
+        return err

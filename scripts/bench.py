@@ -17,21 +17,34 @@ Sections (--only):
   train    training windows/s at batch 1, 32, 256 over a fixed slice of the epoch-1 window order
            (after an untimed warm-up); one nerwin epoch at batch 32 (TrainingRun.epochs(), the
            seconds nerwin's own EpochReport measures)
-  predict  P(location) tokens/s on pre-encoded windows (model only, nerwin.model.tagger batches);
-           raw text end to end (nerwin.tag.documents.text_documents + tag_documents), and tokenization
+  predict  P(location) tokens/s on pre-encoded windows (model only): nerwin's matrix path
+           (x W in nerwin.model.tagger batches), its precomputed first layer (nerwin.model.frozen:
+           rows cached, the steady state of `nerwin predict`, and rows built afresh in the call),
+           the fused numpy forward and PyTorch; raw text end to end in-process
+           (nerwin.tag.documents.text_documents + tag_documents, precomputed and matrix paths), and
+           tokenization alone
+  cli      whole `nerwin predict --model M --input FILE --format F > /dev/null` processes on
+           CoNLL-2003 train sentences joined as raw text (one per line, repeated to 400,000+
+           tokens): every format, and conll with --cache-mb 0 (matrix path) as the reference;
+           start-up and model load alone (empty input); peak RSS on a 1,000,000-token file.
+           The model is --model DIR, else the benchmark model trained one epoch on train
   windows  nerwin.data.windows.make_windows and encode_sentences over the whole train corpus
   vectors  load_vectors of a synthetic 400,000 x 300 GloVe text file (written to a temp dir)
            for the CoNLL-2003 train vocabulary: first load (parse + cache write), cached load;
            peak RSS of the loading process
   memory   peak RSS of `nerwin train` on CoNLL-2003 (configs/conll2003.yaml, 1 epoch, 50-d vectors)
 train and predict run at every --threads count (with --quick the epoch only at the first);
-windows, vectors and memory at the first only.
+windows, vectors, memory and cli at the first only.
+
+The correctness check also compares the precomputed first layer with the matrix path over every
+train window (max |P(precomputed) - P(matrix)|, same --tol).
 Progress goes to stderr; the report (markdown) to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -46,7 +59,7 @@ from pathlib import Path
 import bench_common as bc
 import numpy as np
 
-SECTIONS = ("train", "predict", "windows", "vectors", "memory")
+SECTIONS = ("train", "predict", "cli", "windows", "vectors", "memory")
 EPOCH_WINDOWS = 203_621  # CoNLL-2003 train tokens: the windows of one epoch
 IMPLS = ("nerwin", "fused", "torch")
 BATCHES = (1, 32, 256)
@@ -60,6 +73,8 @@ WARMUP_WINDOWS = {"normal": {1: 200, 32: 2_048, 256: 4_096}, "quick": {1: 50, 32
 VECTOR_ROWS = {"normal": 400_000, "quick": 40_000}
 VECTOR_DIM = 300
 MIN_SECONDS = {"normal": 1.0, "quick": 0.2}  # per timed loop of the predict/windows workers
+PREDICT_IMPLS = ("nerwin", "frozen", "frozen-cold", "fused", "torch")  # model-only predict
+CLI_TOKENS = {"normal": (400_000, 1_000_000), "quick": (50_000, 100_000)}  # e2e, peak RSS files
 
 
 # --- workers: one measurement each, run as `bench.py --worker JSON` -----------------------------
@@ -124,12 +139,29 @@ def worker_check(spec: dict, setup: bc.Setup) -> dict:
         )
         for name in impls
     }
+    tagger, data = _tagger_and_windows(setup)
+    matrix = tagger.window_probabilities(data, frozen=False)
+    frozen = tagger.frozen().window_probabilities(data)
     return {
         "rows": rows,
         "predict": predict,
         "predict_windows": n,
         "torch": torch_module is not None,
+        "frozen": float(np.abs(frozen - matrix).max()),
+        "frozen_windows": len(matrix),
+        "frozen_label_changes": int(((frozen >= 0.5) != (matrix >= 0.5)).sum()),
     }
+
+
+def _tagger_and_windows(setup: bc.Setup):
+    """nerwin's Tagger of the benchmark model and every train window, pre-encoded."""
+    from nerwin.data.encode import WindowData
+    from nerwin.data.vocab import Vocab
+    from nerwin.model.tagger import Tagger
+
+    vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
+    data = WindowData(setup.words_in_order, setup.caps_in_order, setup.lengths)
+    return Tagger(make_impl("nerwin", setup).model, vocab), data
 
 
 def worker_train(spec: dict, setup: bc.Setup) -> dict:
@@ -157,18 +189,19 @@ def worker_epoch(spec: dict, setup: bc.Setup) -> dict:
 
 def worker_predict(spec: dict, setup: bc.Setup) -> dict:
     """P(location) for every train window, pre-encoded, in nerwin's inference batches."""
-    from nerwin.data.encode import WindowData
-    from nerwin.model.tagger import SCORE_BATCH, Tagger
+    from nerwin.model.tagger import SCORE_BATCH
 
-    impl = make_impl(spec["impl"], setup)
     words, caps = setup.words_in_order, setup.caps_in_order
-    if spec["impl"] == "nerwin":
-        from nerwin.data.vocab import Vocab
-
-        vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
-        tagger, data = Tagger(impl.model, vocab), WindowData(words, caps, setup.lengths)
-        run = lambda: tagger.window_probabilities(data)  # noqa: E731
+    if spec["impl"] in ("nerwin", "frozen", "frozen-cold"):
+        tagger, data = _tagger_and_windows(setup)
+        if spec["impl"] == "nerwin":  # the matrix path: x W in batches of SCORE_BATCH windows
+            run = lambda: tagger.window_probabilities(data, frozen=False)  # noqa: E731
+        elif spec["impl"] == "frozen":  # rows cached by the warm-up call: the steady state
+            run = functools.partial(tagger.frozen().window_probabilities, data)
+        else:  # every call builds its rows afresh, as one evaluation does
+            run = lambda: tagger.window_probabilities(data, frozen=True)  # noqa: E731
     else:
+        impl = make_impl(spec["impl"], setup)
 
         def run():
             return np.concatenate(
@@ -194,14 +227,15 @@ def _conll_sentences(setup: bc.Setup) -> list[list[str]]:
 
 
 def worker_text(spec: dict, setup: bc.Setup) -> dict:
-    """Raw text -> tokens -> P(location) -> labels, through nerwin.tag.documents (one document a sentence)."""
+    """Raw text -> tokens -> P(location) -> labels through nerwin.tag.documents (a document per
+    sentence); spec["cache_mb"] 0 takes the matrix path."""
     from nerwin.data.vocab import Vocab
     from nerwin.model.tagger import Tagger
     from nerwin.tag.documents import tag_documents, text_documents
 
     texts = [" ".join(words) for words in _conll_sentences(setup)]
     vocab = Vocab.load(setup.folder / "vocab.txt", lowercase=True, digits=True)
-    tagger = Tagger(make_impl("nerwin", setup).model, vocab)
+    tagger = Tagger(make_impl("nerwin", setup).model, vocab, cache_mb=spec.get("cache_mb"))
     tokens = sum(len(s) for doc in text_documents(texts) for s in doc.sentences)  # also a warm-up
     run = lambda: sum(len(d.labels) for d in tag_documents(tagger, text_documents(texts)))  # noqa: E731
     tokenize = lambda: sum(1 for _ in text_documents(texts))  # noqa: E731
@@ -216,7 +250,7 @@ def worker_text(spec: dict, setup: bc.Setup) -> dict:
 
 
 def worker_windows(spec: dict, setup: bc.Setup) -> dict:
-    """make_windows over the whole corpus (ids already looked up), and encode_sentences from words."""
+    """make_windows over the whole corpus (ids already looked up); encode_sentences from words."""
     from nerwin.data.encode import encode_sentences
     from nerwin.data.vocab import END_ID, START_ID, Vocab
     from nerwin.data.windows import make_windows
@@ -285,26 +319,57 @@ class Failed(RuntimeError):
 # also counts the memory of the process it was forked from, and this driver is large (it has
 # numpy, nerwin and torch loaded), while the launcher is a bare interpreter of a few MB.
 LAUNCHER = """
-import os, resource, sys
+import os, resource, sys, time
+start = time.perf_counter()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 status = os.waitpid(pid, 0)[1]
+wall = time.perf_counter() - start
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as f:
-    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    f.write(f"{use.ru_maxrss} {use.ru_utime} {use.ru_stime} {wall}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def launch(cmd: list[str], threads: int, extra_env: dict | None = None) -> tuple[str, float]:
     """Run cmd in a fresh process; its stdout and its peak RSS in MB (getrusage RUSAGE_CHILDREN)."""
+    stats = launch_stats(cmd, threads, extra_env, capture=True)
+    return stats.pop("stdout"), stats["rss_mb"]
+
+
+def launch_stats(
+    cmd: list[str], threads: int, extra_env: dict | None = None, capture: bool = False
+) -> dict:
+    """Run cmd in a fresh process (stdout to /dev/null unless `capture`): its peak RSS (MB),
+    wall seconds and CPU seconds (user + sys), from the launcher's getrusage(RUSAGE_CHILDREN)."""
     env = bc.threads_env(threads)
     env.update(extra_env or {})
     with tempfile.TemporaryDirectory() as tmp:
         rss_file = Path(tmp) / "maxrss"
         full = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(rss_file), *cmd]
-        proc = subprocess.run(full, capture_output=True, env=env, cwd=bc.ROOT, text=True)
+        out = subprocess.PIPE if capture else subprocess.DEVNULL
+        proc = subprocess.run(
+            full,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=bc.ROOT,
+            text=True,
+        )
         if proc.returncode != 0:
             raise Failed(f"{shlex.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-4000:]}")
-        return proc.stdout, int(rss_file.read_text()) / 1024
+        rss, user, system, wall = rss_file.read_text().split()
+    stats = {
+        "rss_mb": int(rss) / 1024,
+        "user_s": float(user),
+        "sys_s": float(system),
+        "cpu_s": float(user) + float(system),
+        "wall_s": float(wall),
+    }
+    if capture:
+        stats["stdout"] = proc.stdout
+    return stats
 
 
 def measure(spec: dict, threads: int) -> dict:
@@ -391,8 +456,9 @@ def machine_summary() -> list[str]:
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     return [
         f"{cpu}, {os.cpu_count()} logical CPUs; load average at start {load}",
-        f"Python {platform.python_version()}, numpy {np.__version__}, torch {bench_torch.version()}; "
-        f"nerwin {commit}" + (f"; OPENBLAS_CORETYPE={coretype}" if coretype else ""),
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"torch {bench_torch.version()}; nerwin {commit}"
+        + (f"; OPENBLAS_CORETYPE={coretype}" if coretype else ""),
     ]
 
 
@@ -426,8 +492,8 @@ class Report:
 
     def markdown(self) -> str:
         head = (
-            "| measurement | threads | nerwin | fused numpy | PyTorch | nerwin/fused | nerwin/torch |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| measurement | threads | nerwin | fused numpy | PyTorch | nerwin/fused "
+            "| nerwin/torch |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
         )
         return "\n".join([head] + ["| " + " | ".join(r) + " |" for r in self.rows])
 
@@ -456,12 +522,16 @@ def run_check(folder: Path, threads: int, tol: float) -> tuple[str, bool]:
             )
     pred = ", ".join(f"{k} {v:.1e}" for k, v in result["predict"].items())
     ok &= all(v < tol for v in result["predict"].values())
+    ok &= result["frozen"] < tol
     text = (
         "Correctness: max |nerwin - reference| per parameter after one SGD step (lr 0.3) from the "
         f"same init on the first batch of the epoch-1 order (float32; pass < {tol:g}):\n\n"
         + "\n".join(lines)
         + f"\n\nPrediction, max |P(nerwin) - P(reference)| over {result['predict_windows']:,} "
-        f"windows: {pred}. Result: {'PASS' if ok else 'FAIL'}."
+        f"windows: {pred}. nerwin's precomputed first layer against its matrix path over all "
+        f"{result['frozen_windows']:,} train windows: max |diff| {result['frozen']:.1e}, "
+        f"{result['frozen_label_changes']} label(s) changed at threshold 0.5. "
+        f"Result: {'PASS' if ok else 'FAIL'}."
     )
     if not result["torch"]:
         text += f"\n\nPyTorch skipped: {__import__('bench_torch').TORCH_MISSING}"
@@ -535,7 +605,7 @@ def section_train(folder: Path, args, mode: str, report: Report, raw: dict) -> N
 def section_predict(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
     from bench_torch import torch as torch_module
 
-    impls = [i for i in IMPLS if i != "torch" or torch_module is not None]
+    impls = [i for i in PREDICT_IMPLS if i != "torch" or torch_module is not None]
     runs: dict = {}
     for r in range(args.repeats):
         for threads in args.threads:
@@ -553,37 +623,170 @@ def section_predict(folder: Path, args, mode: str, report: Report, raw: dict) ->
                     res["tokens_per_s"]
                 )
                 note(
-                    f"  repeat {r + 1}/{args.repeats} threads {threads} predict {impl:>6}: "
+                    f"  repeat {r + 1}/{args.repeats} threads {threads} predict {impl:>11}: "
                     f"{res['tokens_per_s']:>12,.0f} tokens/s"
                 )
-            res = measure(
-                {"kind": "text", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}, threads
-            )
-            runs.setdefault((threads, "text"), {}).setdefault("nerwin", []).append(
-                res["tokens_per_s"]
-            )
-            runs.setdefault((threads, "tokenize"), {}).setdefault("nerwin", []).append(
-                res["tokenize_tokens_per_s"]
-            )
-            note(
-                f"  repeat {r + 1}/{args.repeats} threads {threads} raw text: "
-                f"{res['tokens_per_s']:,.0f} tokens/s end to end, "
-                f"{res['tokenize_tokens_per_s']:,.0f} tokenizing"
-            )
+            for label, cache in (("text", None), ("text-matrix", 0)):
+                spec = {"kind": "text", "setup": str(folder), "min_seconds": MIN_SECONDS[mode]}
+                res = measure({**spec, "cache_mb": cache}, threads)
+                runs.setdefault((threads, label), {}).setdefault("nerwin", []).append(
+                    res["tokens_per_s"]
+                )
+                runs.setdefault((threads, "tokenize"), {}).setdefault("nerwin", []).append(
+                    res["tokenize_tokens_per_s"]
+                )
+                note(
+                    f"  repeat {r + 1}/{args.repeats} threads {threads} raw text ({label}): "
+                    f"{res['tokens_per_s']:,.0f} tokens/s end to end, "
+                    f"{res['tokenize_tokens_per_s']:,.0f} tokenizing"
+                )
     for threads in args.threads:
+        model = runs[(threads, "model")]
+        references = {k: v for k, v in model.items() if k in ("fused", "torch")}
         report.add(
-            "prediction tokens/s, pre-encoded windows (model only)",
+            "prediction tokens/s, pre-encoded windows (model only), matrix path x W",
             threads,
-            runs[(threads, "model")],
+            {"nerwin": model["nerwin"], **references},
         )
+        report.add(
+            "… precomputed first layer (`Tagger.frozen()`, rows cached: `nerwin predict` "
+            "after its first batches)",
+            threads,
+            {"nerwin": model["frozen"], **references},
+        )
+        report.add(
+            "… precomputed first layer, rows built within each call "
+            "(`window_probabilities(frozen=True)`, as one evaluation)",
+            threads,
+            {"nerwin": model["frozen-cold"], **references},
+        )
+        for impl, what in (("frozen", "cached rows"), ("frozen-cold", "rows built per call")):
+            ratio = bc.median([a / b for a, b in zip(model[impl], model["nerwin"])])
+            report.notes.append(
+                f"Precomputed first layer ({what}) / matrix path, model only, {threads} "
+                f"thread(s): {ratio:.2f} (median of per-repeat ratios)."
+            )
     for threads in args.threads:
         report.add(
-            "prediction tokens/s, raw text end to end (tokenize + encode + model)",
+            "prediction tokens/s, raw text end to end in-process (tokenize + encode + model + "
+            "entities; precomputed first layer)",
             threads,
             runs[(threads, "text")],
         )
+        report.add(
+            "… the same with the matrix path (`cache_mb=0`)",
+            threads,
+            runs[(threads, "text-matrix")],
+        )
         report.add("… of which tokenization alone, tokens/s", threads, runs[(threads, "tokenize")])
     raw["predict"] = {f"{t}:{k}": v for (t, k), v in runs.items()}
+
+
+def _raw_text_files(folder: Path, mode: str) -> tuple[list[tuple[Path, int]], int]:
+    """CoNLL-2003 train sentences as raw text (one per line), repeated to the CLI_TOKENS sizes:
+    [(path, tokens)], and the tokens of one copy (by nerwin's tokenizer)."""
+    from nerwin.data.conll import read_conll
+    from nerwin.data.tokenize import tokenize
+
+    lines = [" ".join(s.words) for s in read_conll(bc.CONLL_TRAIN).sentences]
+    per_copy = sum(len(sentence) for line in lines for sentence in tokenize(line))
+    text = "".join(line + "\n" for line in lines)
+    files = []
+    for target in CLI_TOKENS[mode]:
+        copies = -(-target // per_copy)
+        if mode == "quick":  # a prefix of one copy is enough for a smoke run
+            part = lines[: max(1, len(lines) * target // per_copy)]
+            body, tokens = "".join(x + "\n" for x in part), None
+        else:
+            body, tokens = text * copies, per_copy * copies
+        path = folder / f"raw-{target}.txt"
+        path.write_text(body, encoding="utf-8")
+        if tokens is None:
+            tokens = sum(len(s) for x in part for s in tokenize(x))
+        files.append((path, tokens))
+    return files, per_copy
+
+
+def _cli_model(folder: Path, args) -> Path:
+    """--model, else the benchmark model trained for one epoch on CoNLL-2003 train."""
+    if args.model is not None:
+        return args.model
+    out = folder / "cli-run"
+    if not (out / "model" / "meta.json").is_file():
+        cmd = [sys.executable, "-m", "nerwin", "train", "--out", str(out)]
+        for item in bc.config_overrides(epochs=1):
+            cmd += ["--set", item]
+        note(f"  training the benchmark model for one epoch ({out}) ...")
+        launch(cmd, args.threads[0])
+    return out / "model"
+
+
+def section_cli(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
+    threads = args.threads[0]
+    model = _cli_model(folder, args)
+    (e2e, e2e_tokens), (big, big_tokens) = _raw_text_files(folder, mode)[0]
+    empty = folder / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    base = [sys.executable, "-m", "nerwin", "predict", "--model", str(model)]
+    variants = {
+        "inline": ["--input", str(e2e), "--format", "inline"],
+        "conll": ["--input", str(e2e), "--format", "conll"],
+        "json": ["--input", str(e2e), "--format", "json"],
+        "conll, matrix path": ["--input", str(e2e), "--format", "conll", "--cache-mb", "0"],
+        "start-up + load": ["--input", str(empty)],
+        "1M conll": ["--input", str(big), "--format", "conll"],
+    }
+    runs: dict[str, dict[str, list[float]]] = {}
+    for r in range(args.repeats):
+        for name in rotated(list(variants), r):
+            stats = launch_stats(base + variants[name], threads)
+            for key, value in stats.items():
+                runs.setdefault(name, {}).setdefault(key, []).append(value)
+            note(
+                f"  repeat {r + 1}/{args.repeats} nerwin predict {name}: {stats['wall_s']:.2f} s "
+                f"wall, {stats['cpu_s']:.2f} s CPU, peak {stats['rss_mb']:.0f} MB"
+            )
+    start = runs["start-up + load"]
+    for name in ("inline", "conll", "json", "conll, matrix path"):
+        wall, cpu = runs[name]["wall_s"], runs[name]["cpu_s"]
+        report.add(
+            f"`nerwin predict --format {name}` whole process, tokens/s by wall clock "
+            f"({e2e_tokens:,} tokens, model load included)",
+            threads,
+            {"nerwin": [e2e_tokens / w for w in wall]},
+            ratios=False,
+        )
+        report.add(
+            "… tokens/s by CPU time (user + sys: less sensitive to other tenants)",
+            threads,
+            {"nerwin": [e2e_tokens / c for c in cpu]},
+            ratios=False,
+        )
+    report.add(
+        "… of which start-up and model load (`--input` an empty file), wall s / CPU s",
+        threads,
+        {"nerwin": start["wall_s"]},
+        digits=2,
+        ratios=False,
+    )
+    report.add("… (CPU s)", threads, {"nerwin": start["cpu_s"]}, digits=2, ratios=False)
+    report.add(
+        f"peak RSS of `nerwin predict --format conll` on {big_tokens:,} tokens, MB",
+        threads,
+        {"nerwin": runs["1M conll"]["rss_mb"]},
+        ratios=False,
+    )
+    report.add(
+        "… and on the {:,}-token file, MB (precomputed / matrix path: {:.0f} / {:.0f})".format(
+            e2e_tokens,
+            bc.median(runs["conll"]["rss_mb"]),
+            bc.median(runs["conll, matrix path"]["rss_mb"]),
+        ),
+        threads,
+        {"nerwin": runs["conll"]["rss_mb"]},
+        ratios=False,
+    )
+    raw["cli"] = {"tokens": e2e_tokens, "big_tokens": big_tokens, "model": str(model), **runs}
 
 
 def section_windows(folder: Path, args, mode: str, report: Report, raw: dict) -> None:
@@ -642,7 +845,8 @@ def section_vectors(folder: Path, args, mode: str, report: Report, raw: dict) ->
             cached_rss.append(b["rss_mb"])
             note(
                 f"  repeat {r + 1}/{repeats} vectors: first {a['seconds']:.2f} s "
-                f"({a['rss_mb']:.0f} MB peak), cached {b['seconds']:.3f} s ({b['rss_mb']:.0f} MB peak); "
+                f"({a['rss_mb']:.0f} MB peak), cached {b['seconds']:.3f} s "
+                f"({b['rss_mb']:.0f} MB peak); "
                 f"{a['found']:,} of {a['words']:,} words found"
             )
     what = (
@@ -733,6 +937,7 @@ def section_memory(folder: Path, args, mode: str, report: Report, raw: dict) -> 
 SECTION_RUNNERS = {
     "train": section_train,
     "predict": section_predict,
+    "cli": section_cli,
     "windows": section_windows,
     "vectors": section_vectors,
     "memory": section_memory,
@@ -765,6 +970,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--json", type=Path, default=None, help="also write every raw measurement here"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="model directory for the cli section (default: the benchmark model trained one "
+        "epoch on CoNLL-2003 train, which takes a minute)",
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -809,9 +1022,9 @@ def main() -> int:
         print(line + "  ")
     print(
         f"Model: CoNLL-2003 train vocabulary, d=50, window 5, H=300 ReLU, caps_dim=5, float32, "
-        f"SGD lr 0.3. Medians of {args.repeats} repeat(s), each measurement a fresh process; ratios "
-        "are nerwin's throughput / the reference's (median of per-repeat ratios; < 1 = nerwin "
-        f"slower). Took {time.perf_counter() - started:.0f} s.\n"
+        f"SGD lr 0.3. Medians of {args.repeats} repeat(s), each measurement a fresh process; "
+        "ratios are nerwin's throughput / the reference's (median of per-repeat ratios; "
+        f"< 1 = nerwin slower). Took {time.perf_counter() - started:.0f} s.\n"
     )
     print(report.markdown())
     for line in report.notes:

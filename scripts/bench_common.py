@@ -54,7 +54,7 @@ def missing_data_message() -> str | None:
 
 
 def config_overrides(train: Path = CONLL_TRAIN, batch: int = 32, epochs: int = 1) -> list[str]:
-    """nerwin config overrides of the benchmark model (the defaults are d=50, w=5, H=300, relu, caps 5)."""
+    """nerwin config overrides of the benchmark model (defaults: d=50, w=5, H=300, relu, caps 5)."""
     return [
         f"data.train={train}",
         "data.dev=null",
@@ -75,7 +75,7 @@ def config_overrides(train: Path = CONLL_TRAIN, batch: int = 32, epochs: int = 1
 
 
 def training_run(out_dir: Path, train: Path = CONLL_TRAIN, batch: int = 32, epochs: int = 1):
-    """A nerwin TrainingRun of the benchmark model (reads the corpus, builds vocab, windows, model)."""
+    """A nerwin TrainingRun of the benchmark model (reads the corpus; vocab, windows, model)."""
     from nerwin.api import TrainingRun
     from nerwin.config import load_config
 

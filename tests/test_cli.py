@@ -448,3 +448,191 @@ def test_cli_ten_runs_started_at_once_get_ten_folders(tmp_path: Path) -> None:
         assert len((folder / "metrics.jsonl").read_text().splitlines()) == 1
         assert (folder / "model" / "meta.json").is_file()
     assert len({out for out, _ in outs}) == 10  # each printed its own folder
+
+
+# --- predict as a stream: line by line, document markers, JSON lines, --probs everywhere ------
+
+
+def _start_predict(model: Path, *args: str, stdin=subprocess.PIPE) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nerwin", "predict", "--model", str(model), *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _read_line(proc: subprocess.Popen, timeout: float = 60.0) -> bytes:
+    """The next output line, failing (not hanging) when none comes: the tool must not wait for
+    more input before answering."""
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, "no output although the input line was complete"
+    return proc.stdout.readline()
+
+
+@pytest.mark.parametrize("fmt", ["inline", "json"])
+def test_cli_predict_answers_each_line_of_a_pipe_before_the_next(run: TrainedRun, fmt: str) -> None:
+    proc = _start_predict(run.model, "--format", fmt)
+    try:
+        answers = []
+        for line in ["The museums in Paris are amazing.", "We flew to London.", "Nothing."]:
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()  # and keep the pipe open: the answer must come anyway
+            answers.append(_read_line(proc).decode())
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    if fmt == "json":
+        assert [json.loads(a)["text"] for a in answers][1] == "We flew to London."
+    else:
+        assert (
+            re.sub(r"\[([^\]]*)\]LOC", r"\1", answers[0]) == "The museums in Paris are amazing.\n"
+        )
+    one_shot = _predict_out(
+        run, "--format", fmt, "The museums in Paris are amazing.", "We flew to London.", "Nothing."
+    )
+    assert "".join(answers) == one_shot  # the same output as all at once
+
+
+def _predict_out(run: TrainedRun, *args: str, input: str | bytes | None = None) -> str:
+    result = invoke(["predict", "--model", run.model, *args], input=input)
+    assert_ok(result)
+    return result.stdout
+
+
+def test_cli_predict_answers_a_terminal_line_by_line(run: TrainedRun) -> None:
+    pty = pytest.importorskip("pty")
+    import os
+
+    leader, follower = pty.openpty()
+    proc = _start_predict(run.model, stdin=follower)
+    os.close(follower)
+    try:
+        os.write(leader, b"The museums in Paris are amazing.\n")
+        first = _read_line(proc)
+        os.write(leader, b"We flew to London.\n")
+        second = _read_line(proc)
+        os.write(leader, b"\x04")  # Ctrl-D: end of input
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert b"Paris" in first and b"London" in second
+
+
+def test_cli_predict_large_input_is_still_batched(run: TrainedRun, tmp_path: Path) -> None:
+    # a pipe that already holds everything: no document waits for input, so batches stay large
+    # (one write per batch: 2,000 short documents arrive in very few reads)
+    lines = "".join(f"Flight {i} left Paris for London.\n" for i in range(2000)).encode()
+    proc = _start_predict(run.model)
+    out, err = proc.communicate(lines, timeout=120)
+    assert proc.returncode == 0, err
+    assert out.count(b"\n") == 2000 and b"[Paris]LOC" in out
+
+
+def test_cli_predict_conll_marks_each_document(run: TrainedRun) -> None:
+    out = _predict_out(run, "--format", "conll", "Paris is big. Rome is old.", "", "Oslo.")
+    blocks = out.split("-DOCSTART-\n\n")
+    assert blocks[0] == "" and len(blocks) == 4  # a marker opens every document, empty ones too
+    assert blocks[1].count("\n\n") == 2  # two sentences, each closed by a blank line
+    assert blocks[2] == ""
+    assert blocks[3].startswith("Oslo ") and blocks[3].endswith("\n\n")
+
+
+def test_cli_predict_jsonl_ids_reach_every_format(run: TrainedRun, tmp_path: Path) -> None:
+    path = tmp_path / "docs.jsonl"
+    records = [
+        {"id": "a 1", "text": "The museums in Paris are amazing."},
+        {"text": "No id here.", "other": True},
+        {"id": 7, "text": "Rome and Oslo."},
+        {"id": {"nested": [1, 2]}, "text": ""},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "\n", encoding="utf-8")
+    out = [
+        json.loads(line)
+        for line in _predict_out(
+            run, "--input-format", "jsonl", "--input", path, "--format", "json"
+        ).splitlines()
+    ]
+    assert [r.get("id", "none") for r in out] == ["a 1", "none", 7, {"nested": [1, 2]}]
+    assert [r["text"] for r in out] == [r["text"] for r in records]
+    conll = _predict_out(run, "--input-format", "jsonl", "--input", path, "--format", "conll")
+    markers = [line for line in conll.splitlines() if line.startswith("-DOCSTART-")]
+    assert markers == [
+        '-DOCSTART- "a 1"',
+        "-DOCSTART-",
+        "-DOCSTART- 7",
+        '-DOCSTART- {"nested": [1, 2]}',
+    ]
+    inline = _predict_out(
+        run, "--input-format", "jsonl", "--format", "inline", input=path.read_bytes()
+    )
+    assert [line.split("\t")[0] for line in inline.splitlines()] == [
+        '"a 1"',
+        "No id here.",
+        "7",
+        '{"nested": [1, 2]}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("{not json", "not valid JSON"),
+        ('["a list"]', "JSON object"),
+        ('{"id": 3}', '"text"'),
+        ('{"id": 3, "text": 5}', '"text"'),
+    ],
+)
+def test_cli_predict_bad_jsonl_line_names_file_and_line(
+    run: TrainedRun, tmp_path: Path, line: str, needle: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": 1, "text": "Paris."}\n\n' + line + "\n", encoding="utf-8")
+    result = invoke(
+        ["predict", "--model", run.model, "--input-format", "jsonl", "--input", path, "-f", "json"]
+    )
+    assert_user_error(result, f"{path}:3", needle)
+    assert result.stdout == ""  # the bad line falls in the first batch: no partial batch
+
+
+def test_cli_predict_jsonl_takes_no_text_arguments(run: TrainedRun) -> None:
+    for extra in (["Paris"], ["--pretokenized"]):
+        result = invoke(["predict", "--model", run.model, "--input-format", "jsonl", *extra])
+        assert result.exit_code == 2, (result.stdout, result.stderr)
+        assert "--input-format" in result.stderr
+
+
+def test_cli_predict_probs_in_every_format(run: TrainedRun) -> None:
+    text = "The museums in Paris are amazing."
+    inline = _predict_out(run, "--probs", "--threshold", "0.3", text)
+    marks = re.findall(r"\[([^\]]*)\]LOC\((\d\.\d\d)\)", inline)
+    assert marks and all(0.3 <= float(p) <= 1.0 for _, p in marks)
+    conll = _predict_out(run, "--probs", "--format", "conll", text).splitlines()
+    rows = [r.split(" ") for r in conll[2:] if r]
+    assert [r[0] for r in rows] == ["The", "museums", "in", "Paris", "are", "amazing", "."]
+    assert all(len(r) == 3 and re.fullmatch(r"\d\.\d{4}", r[1]) for r in rows)
+    assert all((float(r[1]) >= 0.5) == (r[2] != "O") for r in rows if abs(float(r[1]) - 0.5) > 1e-3)
+    record = json.loads(_predict_out(run, "--probs", "--format", "json", text))
+    assert [t["probability"] for t in record["tokens"]] == [float(r[1]) for r in rows]
+    pretokenized = _predict_out(
+        run, "--probs", "--pretokenized", "--format", "conll", input="Paris NNP\nis VBZ\n\n"
+    )
+    assert re.fullmatch(r"Paris NNP \d\.\d{4} \S+\nis VBZ \d\.\d{4} \S+\n\n", pretokenized)
+
+
+def test_cli_predict_cache_option_does_not_change_the_output(run: TrainedRun) -> None:
+    texts = ["The museums in Paris are amazing.", "FLOODS HIT NEW ORLEANS", "Oslo, Lima."]
+    default = _predict_out(run, "--format", "json", "--probs", *texts)
+    assert _predict_out(run, "--format", "json", "--probs", "--cache-mb", "0", *texts) == default
+    assert _predict_out(run, "--format", "json", "--probs", "--cache-mb", "0.5", *texts) == default
+    result = invoke(["predict", "--model", run.model, "--cache-mb", "-1", "Paris"])
+    assert result.exit_code == 2
+
+
+def test_cli_predict_help_says_offsets_are_code_points() -> None:
+    text = " ".join(invoke(["predict", "--help"]).stdout.split())
+    assert "Unicode code points" in text and "jsonl" in text

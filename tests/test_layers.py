@@ -71,7 +71,7 @@ def test_layers_have_no_import_cycle() -> None:
         for nxt in graph.get(node, ()):
             if state.get(nxt) == 1:
                 raise AssertionError(
-                    "import cycle: " + " -> ".join([*trail[trail.index(nxt):], nxt])
+                    "import cycle: " + " -> ".join([*trail[trail.index(nxt) :], nxt])
                 )
             if nxt not in state:
                 visit(nxt, [*trail, nxt])

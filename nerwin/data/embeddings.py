@@ -1,44 +1,64 @@
 """Load pretrained word vectors for a vocabulary in one streaming pass, with an npz cache.
 
-Format detection (the file name is never used):
-- gzip when the file starts with the magic bytes 1f 8b;
-- a first line of exactly two non-negative integers `N D` is a word2vec/fastText header; otherwise
-  the file is GloVe text (no header) and D is the first line's field count minus one;
-- after a header, the file is word2vec text when its second line has D + 1 whitespace-separated
-  fields and is ASCII after the word, and word2vec binary (`word` + space + D little-endian
-  float32, optionally followed by a newline) otherwise.
+The file is read by nerwin.data.vectorfile (format detection, bounded records). The first
+vector is read, and so holds the dimension the file declares, before the words' matrix is
+allocated.
 
 Lookup: a requested word takes the first file word equal to it (exact), else the first whose
 lowercase form equals its lowercase form, else the first equal after also mapping every digit to
 '0'; a better level found later in the file replaces a worse one.
+
+The cache (nerwin.data.vector_cache) is an optimisation: when it cannot be written, a
+`warning:` line says so and the vectors are used all the same.
 """
 
 from __future__ import annotations
 
-import gzip
+import itertools
 import re
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from nerwin.data import vector_cache
+from nerwin.data.vectorfile import (
+    GLOVE,
+    MAX_DIM,
+    WORD2VEC_BINARY,
+    WORD2VEC_TEXT,
+    Header,
+    binary_records,
+    check_path,
+    detect,
+    open_vectors,
+    parse_binary,
+    parse_text,
+    reading,
+    text_records,
+)
 from nerwin.errors import DataError
 
-GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec-text", "word2vec-binary"
-_CHUNK = 1 << 20
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+__all__ = [
+    "GLOVE",
+    "MAX_DIM",
+    "WORD2VEC_BINARY",
+    "WORD2VEC_TEXT",
+    "Coverage",
+    "Header",
+    "Vectors",
+    "load_vectors",
+    "read_header",
+]
+
 _DIGIT = re.compile(r"\d")  # any script's digits
 _ZEROS = str.maketrans("123456789", "000000000")  # the ASCII fast path of _DIGIT
 _MISSING = 3  # levels: 0 exact, 1 lowercase, 2 digit-normalised lowercase, 3 not found
 
-Record = tuple[int, str, bytes]  # (line or record number, word, raw payload)
 _Parse = Callable[[bytes, int], NDArray[np.float32]]  # (payload, line or record) -> vector (dim,)
 
 
@@ -82,20 +102,12 @@ class Vectors:
     coverage: Coverage
 
 
-class Header(NamedTuple):
-    """What detection found: format name, declared vector count (None for GloVe) and dimension."""
-
-    format: str
-    count: int | None
-    dim: int
-
-
 def read_header(path: str | Path) -> Header:
     """Detect the format, declared count and dimension of a vector file without reading it all."""
     path = Path(path)
-    _check_path(path)
-    with _reading(path), _open(path) as f:
-        return _detect(f, path)
+    check_path(path)
+    with reading(path), open_vectors(path) as f:
+        return detect(f, path)
 
 
 def load_vectors(
@@ -105,160 +117,35 @@ def load_vectors(
     extra_top_n: int = 0,
     cache_dir: Path | None = None,
     seed: int = 0,
+    warn: Callable[[str], object] | None = None,
 ) -> Vectors:
-    """Vectors (len(words) + n_extra, dim): words, then the first extra_top_n others (-1: all)."""
+    """Vectors (len(words) + n_extra, dim): words, then the first extra_top_n others (-1: all).
+
+    A cache that cannot be written is reported through `warn` (a message without the
+    `warning: ` prefix; default: a `warning:` line on stderr) and otherwise ignored.
+    """
     if extra_top_n < -1:
         raise ValueError(f"extra_top_n must be -1 (all) or >= 0, got {extra_top_n}")
     path, words = Path(path), tuple(words)
-    _check_path(path)
+    check_path(path)
     if cache_dir is None:
         return _build(path, words, extra_top_n, seed)
     file, key = vector_cache.entry(path, words, (extra_top_n, seed), Path(cache_dir))
-    cached = _from_cache(vector_cache.read(file, key))
+    cached = _from_cache(vector_cache.read(file, key, ("matrix", "found", "coverage")))
     if cached is not None:
         return cached
     vectors = _build(path, words, extra_top_n, seed)
-    vector_cache.write(file, key, vectors.words, _to_cache(vectors))
+    try:
+        vector_cache.write(file, key, vectors.words, _to_cache(vectors))
+    except DataError as err:
+        (warn or _warn)(
+            f"{err}; the vectors are used uncached (set NERWIN_CACHE to a writable folder)"
+        )
     return vectors
 
 
-def _check_path(path: Path) -> None:
-    """Raise DataError when path is missing or a directory."""
-    if path.is_dir():
-        raise DataError("is a directory, expected a word-vector file", path=path)
-    if not path.is_file():
-        raise DataError("word-vector file not found", path=path)
-
-
-def _open(path: Path) -> BinaryIO:
-    """Open for binary reading, through gzip when the file starts with 1f 8b."""
-    try:
-        with open(path, "rb") as f:
-            gzipped = f.read(2) == b"\x1f\x8b"
-        return gzip.open(path, "rb") if gzipped else open(path, "rb", buffering=_CHUNK)
-    except OSError as e:
-        raise DataError(f"cannot read word-vector file: {e.strerror or e}", path=path) from None
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Turn a truncated or corrupt gzip stream into a DataError naming the file."""
-    try:
-        yield
-    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"compressed file is truncated or corrupt ({e})", path=path) from None
-
-
-def _detect(f: BinaryIO, path: Path) -> Header:
-    """Read the first line or two of f and name the format (see the module docstring)."""
-    first = f.readline()
-    fields = first.split()
-    if not first:
-        raise DataError("file is empty", path=path)
-    if not fields:
-        raise DataError("first line is blank", path=path, line=1)
-    if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-        count, dim = int(fields[0]), int(fields[1])
-        if dim < 1:
-            raise DataError(f"header declares dimension {dim}", path=path, line=1)
-        second = f.readline(64 * dim + 4096).split(None, 1)
-        is_text = len(second) == 2 and second[1].isascii() and _all_floats(second[1].split())
-        return Header(WORD2VEC_TEXT if is_text else WORD2VEC_BINARY, count, dim)
-    if len(fields) < 2:
-        raise DataError("first line has a word but no vector values", path=path, line=1)
-    return Header(GLOVE, None, len(fields) - 1)
-
-
-def _all_floats(values: list[bytes]) -> bool:
-    """True when every field parses as a number (a text vector line, whatever its length)."""
-    try:
-        [float(v) for v in values]
-    except ValueError:
-        return False
-    return bool(values)
-
-
-def _decode(word: bytes, path: Path, where: int, binary: bool) -> str:
-    """The word as text, or DataError naming the line (text) or record (binary)."""
-    try:
-        return word.decode("utf-8")
-    except UnicodeDecodeError:
-        if binary:
-            raise DataError(f"record {where}: word is not valid UTF-8", path=path) from None
-        raise DataError("word is not valid UTF-8", path=path, line=where) from None
-
-
-def _text_records(f: BinaryIO, header: Header, path: Path) -> Iterator[Record]:
-    """Yield (line, word, line bytes) per vector line, checking every line's field count cheaply."""
-    dim, start = header.dim, 1
-    if header.count is not None:
-        f.readline()
-        start = 2
-    for lineno, line in enumerate(f, start):
-        if line.count(b" ") == dim and line[:1] != b" ":  # fast path: `word v1 ... vD\n`
-            yield lineno, _decode(line[: line.index(b" ")], path, lineno, False), line
-            continue
-        fields = line.split()  # tabs, doubled or trailing spaces, blank lines
-        if not fields:
-            continue
-        if len(fields) != dim + 1:
-            msg = f"expected {dim} values like the first vector, found {len(fields) - 1}"
-            raise DataError(msg, path=path, line=lineno)
-        yield lineno, _decode(fields[0], path, lineno, False), line
-
-
-def _binary_records(f: BinaryIO, header: Header, path: Path) -> Iterator[Record]:
-    """Yield (record number, word, D float32 bytes) per record of a word2vec binary file."""
-    f.readline()
-    size, buf, pos, rec = 4 * header.dim, b"", 0, 0
-    while True:
-        end = buf.find(b" ", pos)
-        while end < 0 or len(buf) < end + 1 + size:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                if buf[pos:].strip():
-                    raise DataError(f"record {rec + 1} is truncated", path=path)
-                return
-            buf, pos = buf[pos:] + chunk, 0
-            end = buf.find(b" ")
-        rec += 1
-        word = _decode(buf[pos:end].lstrip(b"\n"), path, rec, True)
-        yield rec, word, buf[end + 1 : end + 1 + size]
-        pos = end + 1 + size
-
-
-def _parse_text(line: bytes, lineno: int, *, dim: int, path: Path) -> NDArray[np.float32]:
-    """The D values of a text line as float32, or DataError naming the line."""
-    values = line.split()[1:]
-    if len(values) != dim:
-        msg = f"expected {dim} values like the first vector, found {len(values)}"
-        raise DataError(msg, path=path, line=lineno)
-    try:
-        vec = np.array(values, dtype=np.float64)
-    except ValueError:
-        bad = next(v for v in values if not _is_float(v))
-        msg = f"non-numeric value {bad.decode(errors='replace')!r}"
-        raise DataError(msg, path=path, line=lineno) from None
-    if not (np.isfinite(vec).all() and np.abs(vec).max() <= _FLOAT32_MAX):
-        raise DataError("vector has a NaN, infinite or out-of-range value", path=path, line=lineno)
-    return vec.astype(np.float32)
-
-
-def _parse_binary(payload: bytes, rec: int, *, path: Path) -> NDArray[np.float32]:
-    """The D little-endian float32 values of a binary record, or DataError naming the record."""
-    vec = np.frombuffer(payload, dtype="<f4")
-    if not np.isfinite(vec).all():
-        raise DataError(f"record {rec}: vector has a NaN or infinite value", path=path)
-    return vec
-
-
-def _is_float(text: bytes) -> bool:
-    """Whether float() accepts text."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _keys(word: str) -> tuple[str, str, str]:
@@ -336,17 +223,19 @@ def _fill_missing(matrix: NDArray[np.float32], found: NDArray[np.bool_], rng: np
 
 def _build(path: Path, words: tuple[str, ...], extra_top_n: int, seed: int) -> Vectors:
     """Stream the file once and assemble the Vectors."""
-    with _reading(path), _open(path) as f:
-        header = _detect(f, path)
+    with reading(path), open_vectors(path) as f:
+        header = detect(f, path)
         f.seek(0)
         binary = header.format == WORD2VEC_BINARY
         parse = (
-            partial(_parse_binary, path=path)
+            partial(parse_binary, path=path)
             if binary
-            else partial(_parse_text, dim=header.dim, path=path)
+            else partial(parse_text, dim=header.dim, path=path)
         )
+        records = (binary_records if binary else text_records)(f, header, path)
+        first = next(records, None)  # holds `dim` values (or raised) before the matrix is made
         scan = _Scan(words, header.dim, extra_top_n, parse)
-        for where, word, payload in (_binary_records if binary else _text_records)(f, header, path):
+        for where, word, payload in itertools.chain([first] if first else [], records):
             scan.feed(where, word, payload)
     if header.count is not None and header.count != scan.count:
         msg = f"header declares {header.count:,} vectors but the file has {scan.count:,}"

@@ -4,7 +4,9 @@ An entry is named and keyed by a sha256 of the vector file's identity (resolved 
 modification time), the requested words, the options and CACHE_VERSION, so a changed file or
 request never finds an old entry. It holds the words (UTF-8 bytes and offsets) and named arrays;
 a stale, foreign or corrupt entry reads as a miss, never as an error. Entries are written
-atomically (nerwin.files.atomic), so a crashed write leaves no half entry.
+atomically (nerwin.files.atomic), so a crashed write leaves no half entry. A write that fails
+(the cache folder is a file, or read-only) is a DataError; nerwin.data.embeddings turns it into
+a warning, since the cache only saves time.
 """
 
 from __future__ import annotations
@@ -35,15 +37,21 @@ def entry(
     return cache_dir / f"vectors-{key[:32]}.npz", key
 
 
-def read(file: Path, key: str) -> tuple[tuple[str, ...], dict[str, np.ndarray]] | None:
-    """(words, arrays by name) stored under `key`, or None when absent, stale or corrupt."""
+def read(
+    file: Path, key: str, names: Sequence[str] | None = None
+) -> tuple[tuple[str, ...], dict[str, np.ndarray]] | None:
+    """(words, arrays by name) stored under `key`, or None when absent, stale or corrupt.
+
+    `names`: read only these arrays (a missing one is a miss); None reads every array.
+    """
     try:
         with open(file, "rb") as handle, np.load(handle, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
             text, offsets = z["words"].tobytes(), z["offsets"]
             words = tuple(text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets))
-            return words, {name: z[name] for name in z.files if name not in _OWN}
+            wanted = [n for n in z.files if n not in _OWN] if names is None else names
+            return words, {name: z[name] for name in wanted}
     except Exception:
         return None
 

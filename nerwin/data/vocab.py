@@ -85,3 +85,18 @@ def build_vocab(
     return Vocab(
         list(SPECIALS) + [w for w, _ in kept], lowercase, digits, [0, 0, 0] + [c for _, c in kept]
     )
+
+
+def extend_with_vectors(
+    vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray
+) -> tuple[Vocab, np.ndarray]:
+    """Append the vector file's extra words (normalised, first form kept) to vocab and rows."""
+    extra_rows = {}
+    for row in range(len(vocab), len(words)):
+        key = vocab.normalise(words[row])
+        if key not in vocab.index and key not in extra_rows:
+            extra_rows[key] = row
+    if not extra_rows:
+        return vocab, matrix[: len(vocab)]
+    rows = np.concatenate([np.arange(len(vocab)), np.fromiter(extra_rows.values(), np.int64)])
+    return vocab.extend(extra_rows), matrix[rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from nerwin.errors import ConfigError, NerwinError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALLED_ROOT = Path(__file__).resolve().parents[1] / "bundled"  # data/ and configs/ in a wheel
 CONFIG_SUFFIXES = (".yaml", ".yml")
+PATH_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_-]*)\}")  # ${conll2003} in data paths
 
 
 def resource_root() -> Path:
@@ -75,3 +77,18 @@ def default_run_dir(parent: Path = Path("runs")) -> Path:
             f"{parent}: cannot create a run folder ({err.strerror}); pass --out DIR"
         ) from None
     raise NerwinError(f"{parent}: no free run folder name for {stamp}; pass --out DIR")
+
+
+def expand_variables(template: str, named: dict[str, str]) -> str:
+    """`template` with each ${name} replaced by $NERWIN_<NAME>, else named[name] (else kept)."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        return os.environ.get(path_variable(name)) or named.get(name, match.group(0))
+
+    return PATH_VARIABLE.sub(value, template)
+
+
+def path_variable(name: str) -> str:
+    """The environment variable that overrides paths.<name>: NERWIN_<NAME>."""
+    return "NERWIN_" + name.upper().replace("-", "_")

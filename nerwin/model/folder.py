@@ -1,32 +1,65 @@
-"""Model directories: weights.npz, vocab.txt, config.yaml, meta.json; written atomically."""
+"""Model directories: weights.npz, vocab.txt, features.json, config.yaml, meta.json.
+
+Writing. `save_model` fills a staging folder and swaps it in (nerwin.files.atomic.write_folder):
+at every step of a save, `load_model` and `--resume` find either the old or the new folder,
+complete (at its own path, or during the fallback swap's one window at `.NAME.old`, which
+`load_model` then reads). `recover_save` (run by `--resume`) puts a set-aside copy back and
+deletes leftover staging folders. vocab.txt escapes odd words (nerwin.model.vocabfile).
+
+Reading. A model folder is untrusted input. `load_model` reads only regular files inside the
+folder (never through a symbolic link, never a FIFO or a device), each opened relative to one
+open handle of the folder, so all of them come from the same save. Sizes are checked before
+memory is taken: every file has an upper bound (LIMITS); meta.json's fields are checked and its
+sizes bounded (nerwin.model.metafile) and must agree with vocab.txt and features.json;
+weights.npz's arrays are read under their expected names only, each header checked before its
+data is read (nerwin.model.weightsfile). Every problem is one ModelError line naming the file
+and the field; file contents appear only as a short, escaped excerpt.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
-import zipfile
-from dataclasses import asdict
+import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict, save_config
-from nerwin.data.features import TokenFeature
-from nerwin.data.vocab import Vocab
-from nerwin.engine import Tensor
+from nerwin.data.features import PAD, UNK, TokenFeature
 from nerwin.errors import ConfigError, ModelError
-from nerwin.files import atomic
-from nerwin.files.yamlfile import YamlFileError, read_sections
+from nerwin.files import atomic, bounded, yamlfile
+from nerwin.files.yamlfile import YamlFileError
 from nerwin.model.classifier import ModelShape, WindowClassifier
+from nerwin.model.metafile import FORMAT_VERSION, excerpt, read_meta, read_shape, shape_dict
 from nerwin.model.tagger import Tagger
+from nerwin.model.vocabfile import VOCAB_ESCAPED, read_vocab, vocab_text
+from nerwin.model.weightsfile import MEMBER_PREFIX, read_weights
 
-FORMAT_VERSION = 2  # 2 added ensembles (meta "members" > 1); a single model is still written as 1
-MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
-MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
+__all__ = [
+    "FILES",
+    "FORMAT_VERSION",
+    "VOCAB_ESCAPED",
+    "WRITTEN",
+    "load_model",
+    "recover_save",
+    "save_model",
+    "vocab_text",
+]
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
 WRITTEN = (*FILES, "features.json")  # every file save_model writes into a model directory
+LIMITS = {  # bytes read at most from each file (weights.npz: bounded by its expected arrays)
+    "meta.json": 1 << 20,
+    "config.yaml": yamlfile.MAX_BYTES,
+    "features.json": 64 << 20,
+    "vocab.txt": 1 << 30,
+}
+
+
+# --- writing -------------------------------------------------------------------------------------
 
 
 def save_model(
@@ -48,6 +81,18 @@ def save_model(
         raise ModelError(_cannot_save(directory, err)) from None
 
 
+def recover_save(directory: Path) -> bool:
+    """Clean up after a save of `directory` that was killed: put the previous copy back from
+    `.NAME.old` when `directory` is missing, delete leftover staging folders (nerwin's files in
+    them only). True when a copy was put back. Call it after rundir.check_outputs passed."""
+    try:
+        return atomic.recover_folder(Path(directory), WRITTEN, FILES)
+    except OSError as err:
+        raise ModelError(
+            f"{directory}: cannot clean up an interrupted save ({err.strerror or err})"
+        ) from None
+
+
 def _cannot_save(directory: Path, err: OSError) -> str:
     """The one-line message of a save that failed on the file system."""
     where = f"{err.filename}: " if err.filename else ""
@@ -59,7 +104,7 @@ def _write_files(
 ) -> None:
     """Every file of the model directory, written into `staging`."""
     np.savez(staging / "weights.npz", **_all_arrays(tagger))
-    tagger.vocab.save(staging / "vocab.txt")
+    (staging / "vocab.txt").write_text(vocab_text(tagger.vocab), encoding="utf-8")
     features = {name: f.to_dict() for name, f in tagger.features.items()}
     (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
     save_config(config, staging / "config.yaml")
@@ -69,37 +114,170 @@ def _write_files(
         "format_version": 2 if members > 1 else 1,
         "nerwin_version": __version__,
         "threshold": tagger.threshold,
-        "shape": _shape_dict(tagger.model.shape),
+        "shape": shape_dict(tagger.model.shape),
         "members": members,
         "numpy_version": np.__version__,
     }  # never an old meta's threshold
     (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+# --- reading -------------------------------------------------------------------------------------
+
+
 def load_model(directory: str | Path) -> tuple[Tagger, Config, dict[str, Any]]:
-    """Read a model directory written by `save_model`, checking every file."""
+    """Read a model directory written by `save_model`, checking every file (module docstring).
+
+    A load that fails because a save replaced the folder while it was read (its files were
+    removed from under it) is tried once more, on the new folder.
+    """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelError(f"{directory}: model directory not found")
+    for attempt in (1, 2):
+        source = atomic.readable_folder(directory)  # `.NAME.old` while a save swaps NAME
+        if not source.is_dir():
+            raise ModelError(f"{directory}: model directory not found")
+        with _Folder.open(source) as folder:
+            try:
+                return _load(folder)
+            except ModelError:
+                if attempt == 2 or not folder.replaced():
+                    raise
+    raise AssertionError("unreachable")
+
+
+class _Folder:
+    """An open model folder: its files are opened relative to it, never through a link."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: Path) -> Iterator[_Folder]:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        except OSError as err:
+            raise ModelError(f"{path}: cannot open the model directory ({err.strerror})") from None
+        try:
+            yield cls(path, fd)
+        finally:
+            os.close(fd)
+
+    def replaced(self) -> bool:
+        """True when the folder's path no longer names the folder this one opened."""
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except OSError:
+            return True
+
+    def exists(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise self.error(name, err) from None
+        return True
+
+    def read(self, name: str) -> bytes:
+        """The bytes of the regular file `name` (at most LIMITS[name])."""
+        try:
+            return bounded.read_limited(name, LIMITS[name], dir_fd=self.fd, follow_links=False)
+        except OSError as err:
+            raise self.error(name, err) from None
+
+    def open_file(self, name: str) -> BinaryIO:
+        """The regular file `name`, open for binary reading."""
+        try:
+            return bounded.open_regular(name, dir_fd=self.fd)
+        except OSError as err:
+            raise self.error(name, err) from None
+
+    def error(self, name: str, err: OSError) -> ModelError:
+        path = self.path / name
+        if isinstance(err, FileNotFoundError):
+            return ModelError(f"{path}: missing; not a complete nerwin model directory")
+        return ModelError(f"{path}: unreadable ({err.strerror or type(err).__name__})")
+
+
+def _load(folder: _Folder) -> tuple[Tagger, Config, dict[str, Any]]:
     for name in FILES:
-        if not (directory / name).is_file():
-            raise ModelError(f"{directory / name}: missing; not a complete nerwin model directory")
-    meta = _read_meta(directory / "meta.json")
-    try:
-        config = config_from_dict(
-            _read_yaml(directory / "config.yaml"), str(directory / "config.yaml")
-        )
-    except ConfigError as err:
-        raise ModelError(str(err)) from None
-    shape = _read_shape(meta["shape"], directory / "meta.json")
-    vocab = _read_vocab(directory / "vocab.txt", config)
-    features = _read_features(directory / "features.json", shape)
-    weights = _read_weights(directory / "weights.npz", shape, len(vocab), meta)
-    models = [WindowClassifier(shape, params) for params in weights]
-    tagger = Tagger(
-        models[0], vocab, float(meta.get("threshold", 0.5)), features, tuple(models[1:])
+        if not folder.exists(name):
+            raise folder.error(name, FileNotFoundError())
+    path = folder.path
+    meta = read_meta(folder.read("meta.json"), path / "meta.json")
+    config = _read_config(folder.read("config.yaml"), path / "config.yaml")
+    shape = read_shape(meta["shape"], path / "meta.json")
+    vocab = read_vocab(
+        folder.read("vocab.txt"), path / "vocab.txt", config.data.lowercase, config.data.digits
     )
+    if len(vocab) != shape.vocab_size:
+        raise ModelError(
+            f"{path / 'meta.json'}: shape.vocab_size is {shape.vocab_size:,} but "
+            f"{path / 'vocab.txt'} holds {len(vocab):,} words"
+        )
+    features_data = folder.read("features.json") if folder.exists("features.json") else None
+    features = _read_features(features_data, path / "features.json", shape)
+    with folder.open_file("weights.npz") as handle:
+        weights = read_weights(handle, path / "weights.npz", shape, meta)
+    models = [WindowClassifier(shape, params) for params in weights]
+    threshold = float(meta.get("threshold", 0.5))
+    tagger = Tagger(models[0], vocab, threshold, features, tuple(models[1:]))
     return tagger, config, meta
+
+
+def _cut(message: str, limit: int = 400) -> str:
+    """An error message (built from a file's content) on one line, at most `limit` characters."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _read_config(data: bytes, path: Path) -> Config:
+    try:
+        return config_from_dict(yamlfile.parse_sections(data, path), str(path))
+    except YamlFileError as err:
+        raise ModelError(_cut(err.brief)) from None
+    except ConfigError as err:
+        raise ModelError(_cut(str(err))) from None
+
+
+def _read_features(data: bytes | None, path: Path, shape: ModelShape) -> dict[str, TokenFeature]:
+    """The feature vocabularies (features.json, optional when the model has none)."""
+    names = [name for name, _, _ in shape.extra]
+    if data is None:
+        if names:
+            raise ModelError(f"{path}: missing; the model uses features {names}")
+        return {}
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: expected a mapping of features, got {excerpt(raw)}")
+    features = {}
+    for name, item in raw.items():
+        ok = (
+            isinstance(item, dict)
+            and set(item) == {"kind", "values"}
+            and item["kind"] == name
+            and isinstance(item["values"], list)
+            and item["values"][:2] == [PAD, UNK]
+            and all(isinstance(v, str) for v in item["values"])
+            and len(set(item["values"])) == len(item["values"])
+        )
+        if not ok:
+            raise ModelError(
+                f"{path}: feature {excerpt(name)} must be {{kind: its name, values: distinct "
+                f'strings starting with "{PAD}", "{UNK}"}}'
+            )
+        features[name] = TokenFeature(name, list(item["values"]))
+    if sorted(features) != sorted(names):
+        raise ModelError(
+            f"{path}: features {sorted(features)} do not match the weights' {sorted(names)}"
+        )
+    for name, rows, _ in shape.extra:
+        if len(features[name]) != rows:
+            raise ModelError(f"{path}: feature {name} does not match the weights")
+    return features
 
 
 def _all_arrays(tagger: Tagger) -> dict[str, np.ndarray]:
@@ -108,173 +286,3 @@ def _all_arrays(tagger: Tagger) -> dict[str, np.ndarray]:
     for k, member in enumerate(tagger.members, start=1):
         arrays.update({MEMBER_PREFIX.format(k) + name: a for name, a in member.arrays().items()})
     return arrays
-
-
-def _shape_dict(shape: ModelShape) -> dict[str, Any]:
-    d = asdict(shape)
-    d["hidden"] = list(d["hidden"])
-    return d
-
-
-def _read_features(path: Path, shape: ModelShape) -> dict[str, TokenFeature]:
-    """The feature vocabularies (features.json, optional when the model has none)."""
-    if not path.is_file():
-        if shape.extra:
-            raise ModelError(
-                f"{path}: missing; the model uses features {[n for n, _, _ in shape.extra]}"
-            )
-        return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        features = {name: TokenFeature(d["kind"], list(d["values"])) for name, d in raw.items()}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
-    for name, rows, _ in shape.extra:
-        if name not in features or len(features[name]) != rows:
-            raise ModelError(f"{path}: feature {name} does not match the weights")
-    return features
-
-
-def _read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
-    """The ModelShape recorded in meta.json, validated."""
-    from nerwin.engine import ACTIVATIONS
-
-    try:
-        extra = tuple((str(n), int(r), int(d)) for n, r, d in raw.get("extra", ()))
-        aux_types = tuple(str(t) for t in raw.get("aux_types", ()))
-        shape = ModelShape(
-            **{
-                **raw,
-                "hidden": tuple(int(h) for h in raw["hidden"]),
-                "extra": extra,
-                "aux_types": aux_types,
-            }
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelError(f"{path}: malformed model shape ({type(err).__name__}: {err})") from None
-    ints = (
-        shape.vocab_size,
-        shape.embedding_dim,
-        shape.window,
-        shape.caps_dim,
-        shape.n_caps,
-        *shape.hidden,
-    )
-    if not all(isinstance(v, int) and v >= 0 for v in ints) or not shape.hidden:
-        raise ModelError(f"{path}: malformed model shape (sizes must be non-negative integers)")
-    if shape.activation not in ACTIVATIONS:
-        raise ModelError(f"{path}: unknown activation {shape.activation!r}")
-    if shape.dtype not in ("float32", "float64"):
-        raise ModelError(f"{path}: unsupported dtype {shape.dtype!r} (float32 or float64)")
-    return shape
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path}: unreadable ({type(err).__name__})") from None
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if not isinstance(version, int):
-        raise ModelError(f"{path}: no format_version; not a nerwin model")
-    if version > FORMAT_VERSION:
-        raise ModelError(
-            f"{path}: model format {version} is newer than this nerwin "
-            f"({__version__}, format {FORMAT_VERSION}); upgrade nerwin"
-        )
-    if not isinstance(meta.get("shape"), dict):
-        raise ModelError(f"{path}: no model shape recorded")
-    members = meta.setdefault("members", 1)
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ModelError(f"{path}: members must be a whole number >= 1, got {members!r}")
-    threshold = meta.get("threshold", 0.5)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, (int, float))
-        or not 0 < threshold < 1
-    ):
-        raise ModelError(f"{path}: threshold must be a number in (0, 1), got {threshold!r}")
-    return meta
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        return read_sections(path)
-    except YamlFileError as err:
-        raise ModelError(err.brief) from None
-
-
-def _read_vocab(path: Path, config: Config) -> Vocab:
-    try:
-        return Vocab.load(path, config.data.lowercase, config.data.digits)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise ModelError(f"{path}: unreadable vocabulary ({err})") from None
-
-
-def _read_weights(
-    path: Path, shape: ModelShape, vocab_size: int, meta: dict[str, Any]
-) -> list[dict[str, Tensor]]:
-    """Each member's parameters, every array checked against the shape the meta records."""
-    expected = _expected_shapes(shape, vocab_size)
-    arrays = _read_arrays(path)
-    _check_members(path, arrays, meta["members"], meta["format_version"])
-    out = []
-    for member in range(meta["members"]):
-        prefix = MEMBER_PREFIX.format(member) if member else ""
-        for name, want in expected.items():
-            got = arrays.get(prefix + name)
-            if got is None:
-                raise ModelError(f"{path}: weight {prefix + name} is missing")
-            if got.shape != want:
-                raise ModelError(
-                    f"{path}: weight {prefix + name} has shape {got.shape}, config expects {want}"
-                )
-        out.append(
-            {
-                k: Tensor(
-                    np.ascontiguousarray(arrays[prefix + k], dtype=shape.dtype),
-                    requires_grad=True,
-                    name=k,
-                )
-                for k in expected
-            }
-        )
-    return out
-
-
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a weights.npz, or ModelError when it is not a readable archive."""
-    try:
-        with open(path, "rb") as handle:
-            archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with archive:
-                return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
-
-
-def _check_members(path: Path, arrays: dict[str, np.ndarray], members: int, version: int) -> None:
-    """The member{k}. arrays must be those of the members 2..N in meta.json (none in format 1)."""
-    found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, arrays) if m})
-    held = ", ".join(f"member{k}" for k in found) or "none"
-    if version < 2 and (members > 1 or found):
-        raise ModelError(
-            f"{path}: format_version {version} is one model, but meta.json records {members} "
-            f"member(s) and the weights hold member arrays: {held}"
-        )
-    if found != list(range(1, members)):
-        raise ModelError(
-            f"{path}: meta.json records {members} member(s), but the weights hold "
-            f"{1 + len(found)} (member arrays: {held})"
-        )
-
-
-def _expected_shapes(shape: ModelShape, vocab_size: int) -> dict[str, tuple[int, ...]]:
-    probe = WindowClassifier.initialise(
-        ModelShape(**{**asdict(shape), "vocab_size": 1}), np.random.default_rng(0)
-    )
-    out = {k: t.shape for k, t in probe.params.items()}
-    out["E"] = (vocab_size, shape.embedding_dim)
-    return out

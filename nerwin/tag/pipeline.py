@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nerwin.engine.blas import limited, limited_iterator
-from nerwin.model.tagger import Tagger
-from nerwin.tag.documents import Entity, TaggedDocument, tag_documents
+from nerwin.model.tagger import FrozenTagger, Tagger
+from nerwin.tag.documents import Entity, TaggedDocument, tag_batches
 
 PIPE_BATCH = 256  # documents scored together by pipe()
 
@@ -72,10 +72,25 @@ class Document:
 
 
 class LocationTagger:
-    """A trained model ready to tag: `tag(text)`, `tag_tokens(tokens)`, `pipe(texts)`."""
+    """A trained model ready to tag: `tag(text)`, `tag_tokens(tokens)`, `pipe(texts)`.
 
-    def __init__(self, tagger: Tagger, path: str = ""):
+    The model is taken as frozen: the first layer of each distinct word is computed once and
+    cached (up to `cache_mb` MB, default $NERWIN_TAG_CACHE_MB or 256; 0 = plain matrix
+    products), so make a new LocationTagger after changing the weights of `tagger`. One
+    LocationTagger can be shared by threads (its calls take turns).
+    """
+
+    def __init__(self, tagger: Tagger, path: str = "", cache_mb: float | None = None):
         self.tagger, self.path = tagger, path
+        self.cache_mb = cache_mb
+        self._frozen: FrozenTagger | None = None
+
+    @property
+    def frozen(self) -> FrozenTagger:
+        """The frozen tagger behind every call (made on first use)."""
+        if self._frozen is None:
+            self._frozen = self.tagger.frozen(self.cache_mb)
+        return self._frozen
 
     @property
     def threshold(self) -> float:
@@ -101,7 +116,6 @@ class LocationTagger:
         sentences = _expect_tokens(tokens)
         return next(self._run([TaggedDocument.from_sentences(sentences)], threshold))
 
-    @limited_iterator
     def pipe(
         self,
         texts: Iterable[str] | Iterable[tuple[Any, str]],
@@ -118,13 +132,22 @@ class LocationTagger:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
         docs = (_pipe_document(item, with_ids) for item in texts)
-        yield from self._run(docs, threshold, batch_size)
+        for batch in self._batches(docs, threshold, batch_size):
+            yield from batch
 
     def _run(
         self, docs: Iterable[TaggedDocument], threshold: float | None, batch_docs: int = 1
     ) -> Iterator[Document]:
-        for doc in tag_documents(self.tagger, docs, threshold, batch_docs=batch_docs):
-            yield to_document(doc)
+        for batch in tag_batches(self.frozen, docs, threshold, batch_docs=batch_docs):
+            yield from map(to_document, batch)
+
+    @limited_iterator
+    def _batches(
+        self, docs: Iterable[TaggedDocument], threshold: float | None, batch_docs: int
+    ) -> Iterator[list[Document]]:
+        """Scored batches as Documents, each under the BLAS thread limit (not each document)."""
+        for batch in tag_batches(self.frozen, docs, threshold, batch_docs=batch_docs):
+            yield [to_document(doc) for doc in batch]
 
 
 def _pipe_document(item: Any, with_ids: bool) -> TaggedDocument:

@@ -10,8 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nerwin.config import Config, load_config
-from nerwin.errors import ConfigError, ModelError, NerwinError
-from nerwin.files import atomic
+from nerwin.errors import ConfigError, ModelError, NerwinError, TrainingDiverged
 from nerwin.files.paths import default_run_dir
 from nerwin.files.versions import versions
 from nerwin.model.folder import load_model, save_model
@@ -23,10 +22,13 @@ from nerwin.training.rundir import (
     CONFIG,
     MEMBERS_DIR,
     METRICS,
+    FolderLock,
     append_metrics,
     check_out_dir,
     check_outputs,
     create_out_dir,
+    drop_metrics,
+    metric_epoch,
 )
 from nerwin.training.threshold import dev_record, pick_threshold
 
@@ -88,8 +90,14 @@ class EnsembleRun:
         self.reports: list[EpochReport] = []
         self._resume = _resume
         self._last: TrainingRun | None = None
+        self.lock = None
         if _resume:
-            check_outputs(self.out_dir, new_run=False)
+            self.lock = FolderLock(self.out_dir)
+            try:
+                check_outputs(self.out_dir, new_run=False)
+            except BaseException:
+                self._unlock()
+                raise
             self._first = None
             self._plans = [
                 _member_plan(self._member_dir(k), member_config(config, k - 1))
@@ -108,10 +116,13 @@ class EnsembleRun:
                 if plan in AGAIN
             ]
             return
-        check_out_dir(self.out_dir, force)
-        self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
-        # member 1 cleared its own folder
-        create_out_dir(self.out_dir, force, config, keep_members=("1",))
+        self.lock = check_out_dir(self.out_dir, force)
+        try:  # member 1 reads the data and clears its own folder first
+            self._first = TrainingRun(member_config(config, 0), self._member_dir(1), force=True)
+            self.lock = create_out_dir(self.out_dir, force, config, ("1",), self.lock)
+        except BaseException:
+            self._unlock()
+            raise
         self.finished = False
         seeds = ", ".join(str(member_config(config, k).train.seed) for k in range(self.size))
         self.notes = [
@@ -144,15 +155,32 @@ class EnsembleRun:
         folder = self._member_dir(k)
         config = member_config(self.config, k - 1)
         if self._resume and self._plans[k - 1] in RESUMABLE:
-            return TrainingRun.resume(folder)
+            run = TrainingRun.resume(folder)
+            epoch = run.state.epoch  # lines of epochs it runs again (a crash after the log) go
+            drop_metrics(
+                self.out_dir / METRICS, lambda r: r.get("member") == k and metric_epoch(r) >= epoch
+            )
+            return run
         if self._resume:
-            _drop_member_lines(self.out_dir / METRICS, k)
+            drop_metrics(self.out_dir / METRICS, lambda r: r.get("member") == k)
         return TrainingRun(
             config, folder, force=True
         )  # clears a stale checkpoint of another config
 
     def epochs(self, progress: Progress | None = None) -> Iterator[EpochReport]:
         """Train the members in turn; each report says which member it is."""
+        try:
+            yield from self._member_epochs(progress)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        """Let another run use the folder (the lock also goes with the process)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _member_epochs(self, progress: Progress | None) -> Iterator[EpochReport]:
         for k in range(1, self.size + 1):
             self._last = None  # one member's data in memory at a time
             self._last = self._member_run(k)
@@ -166,10 +194,23 @@ class EnsembleRun:
                 raise TrainingInterrupted(
                     self.out_dir, err.state, err.signal_name, (k, self.size)
                 ) from None
+            except TrainingDiverged as err:
+                done = f"members 1-{k - 1} finished; " if k > 1 else ""
+                raise err.told(
+                    f"{done}no ensemble model was written; lower train.lr and train again with "
+                    "--force",
+                    f"member {k} of {self.size}: ",
+                ) from None
             self._first = None  # free member 1's data before the next member loads its own
 
     def finish(self) -> TrainResult:
         """Average the members' best models into RUN/model and tune its threshold on dev."""
+        try:
+            return self._finish()
+        finally:
+            self._unlock()
+
+    def _finish(self) -> TrainResult:
         taggers, metas = [], []
         for k in range(1, self.size + 1):
             folder = self._member_dir(k) / "model"
@@ -243,26 +284,6 @@ def _member_plan(folder: Path, config: Config) -> str:
         return "done" if ended else "resume"
     # no best model of its own is right only in the first epoch, before one was saved
     return "resume" if first_epoch and not ended and not (folder / "model").exists() else "model"
-
-
-def _drop_member_lines(path: Path, k: int) -> None:
-    """Rewrite RUN/metrics.jsonl atomically without member k's lines (it is trained again)."""
-    try:
-        lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
-        kept = [line for line in lines if _line_member(line) != k]
-        if len(kept) < len(lines):
-            atomic.write_bytes(path, b"".join(kept))
-    except OSError as err:
-        raise NerwinError(f"{path}: cannot rewrite the metrics ({err.strerror or err})") from None
-
-
-def _line_member(line: bytes) -> int | None:
-    """The "member" of one metrics.jsonl line, or None (a line that is not JSON is kept as is)."""
-    try:
-        record = json.loads(line)
-    except ValueError:  # also undecodable bytes
-        return None
-    return record.get("member") if isinstance(record, dict) else None
 
 
 def _saved_meta(directory: Path, config: Config) -> dict | None:

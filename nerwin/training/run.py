@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nerwin.config import PATH_VARIABLE, Config, data_file, path_variable
-from nerwin.data.caps import N_CAPS
-from nerwin.data.conll import Corpus, location_labels, read_conll
-from nerwin.data.embeddings import load_vectors
-from nerwin.data.features import TokenFeature
-from nerwin.data.vocab import Vocab, build_vocab
-from nerwin.engine import Tensor
-from nerwin.errors import ConfigError, DataError, ModelError, NerwinError
-from nerwin.files.atomic import write_text
-from nerwin.files.paths import cache_dir, default_run_dir, resolve_data_path
+from nerwin.config import Config
+from nerwin.data.conll import location_labels
+from nerwin.data.corpus import read_corpus
+from nerwin.errors import DataError, ModelError, NerwinError, TrainingDiverged
+from nerwin.files.paths import default_run_dir
 from nerwin.files.versions import versions
 from nerwin.metrics import LocationEvaluator, Scores
-from nerwin.model.classifier import ModelShape, WindowClassifier
+from nerwin.model.classifier import WindowClassifier
 from nerwin.model.folder import load_model, save_model
 from nerwin.model.tagger import Tagger
 from nerwin.training.diagnostics import probe_sample
@@ -40,19 +34,17 @@ from nerwin.training.loop import (
 from nerwin.training.rundir import (
     CHECKPOINT,
     METRICS,
+    FolderLock,
     append_metrics,
     check_out_dir,
     check_outputs,
     create_out_dir,
+    drop_metrics,
+    metric_epoch,
 )
 from nerwin.training.signals import stop_on_signals
-from nerwin.training.threshold import dev_record, pick_threshold
-
-PATH_HINTS = {  # where the shipped configs' data comes from (README: Getting CoNLL-2003 and GloVe)
-    "conll2003": "; CoNLL-2003 English: see the README section 'Getting CoNLL-2003 and GloVe'",
-    "glove": "; GloVe 6B (glove.6B.50d.txt.gz): see the README section "
-    "'Getting CoNLL-2003 and GloVe'",
-}
+from nerwin.training.start import initial_tagger
+from nerwin.training.threshold import dev_record, pick_threshold, record_dev
 
 
 class TrainingInterrupted(NerwinError):
@@ -88,49 +80,6 @@ class TrainResult:
     dev_record: dict | None = None  # what the model's meta.json records under "dev"
 
 
-def read_corpus(path: str | tuple[str, ...], config: Config, key: str = "data") -> Corpus:
-    """Read a CoNLL corpus (or several, joined) with the config's columns and scheme.
-
-    Paths may use the config's ${name} variables; a missing file's error says where it is set.
-    """
-    d = config.data
-    parts = [
-        read_conll(
-            data_path(name, config, key),
-            word_column=d.word_column,
-            tag_column=d.tag_column,
-            scheme=d.scheme,
-            keep_columns=False,
-        )
-        for name in ((path,) if isinstance(path, str) else path)
-    ]
-    if len(parts) == 1:
-        return parts[0]
-    schemes = {c.scheme for c in parts}
-    if len(schemes) > 1:
-        found = ", ".join(f"{c.path} is {c.scheme}" for c in parts)
-        raise ConfigError(f"{key}: the files use different tag schemes ({found}); set data.scheme")
-    sentences = tuple(s for c in parts for s in c.sentences)
-    return Corpus(" + ".join(c.path for c in parts), sentences, parts[0].scheme)
-
-
-def data_path(template: str, config: Config, key: str = "data") -> Path:
-    """A config data file with its ${name} variables filled in; DataError with a hint if absent."""
-    path = resolve_data_path(data_file(config, template))
-    if path.exists():
-        return path
-    names = PATH_VARIABLE.findall(template)
-    if not names:
-        return path  # the reader reports a plain missing file
-    name = names[0]
-    hint = PATH_HINTS.get(name, "")
-    raise DataError(
-        f"{path}: file not found ({key} = {template}, paths.{name} = "
-        f"{dict(config.paths).get(name, '?')}; set {path_variable(name)}=DIR or "
-        f"--set paths.{name}=DIR{hint})"
-    )
-
-
 class TrainingRun:
     """One training run: data and model are prepared on creation; `epochs()` trains."""
 
@@ -146,8 +95,16 @@ class TrainingRun:
         self.config, self.started = config, time.perf_counter()
         self.out_dir = Path(out_dir) if out_dir else default_run_dir()
         keep_freed_memory()  # training allocates the same arrays every step: keep their pages
-        if not _resume:
-            check_out_dir(self.out_dir, force)
+        self.lock = None if _resume else check_out_dir(self.out_dir, force)
+        try:
+            self._start(init_from, force, _resume)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _start(self, init_from: str | Path | None, force: bool, resuming: bool) -> None:
+        """Read the corpora; for a new run also build the model and data, then make the folder."""
+        config = self.config
         self.notes: list[str] = []
         self.rng = np.random.default_rng(config.train.seed)
         self.state = TrainState()
@@ -158,10 +115,12 @@ class TrainingRun:
             read_corpus(config.data.dev, config, "data.dev") if config.data.dev else None
         )
         self._check_location_types()
-        if not _resume:
-            self.tagger = self._initial_tagger(init_from)
+        if not resuming:
+            self.tagger, self.config = initial_tagger(
+                self.config, self.train_corpus, self.rng, self.notes, init_from
+            )
             self._prepare_data()
-            create_out_dir(self.out_dir, force, self.config)  # only now: inputs read and checked
+            self.lock = create_out_dir(self.out_dir, force, self.config, lock=self.lock)
 
     @classmethod
     def resume(cls, out_dir: str | Path) -> TrainingRun:
@@ -169,10 +128,12 @@ class TrainingRun:
 
         First what a save killed midway left is cleaned up (folder.recover_save): a folder set
         aside as `.last.old` or `.model.old` goes back in place, staging folders are deleted. A
-        run killed before its first checkpoint trains again from the start with its own
-        config.yaml (its metrics and model are cleared first, as --force clears them).
+        run killed before its first checkpoint trains again from the start with the config.yaml
+        it saved (every key spelled out; a hand-written one is refused), its metrics and model
+        cleared first as --force clears them.
         """
-        from nerwin.config import load_config
+        from nerwin.config import config_from_dict, config_to_dict
+        from nerwin.files.yamlfile import read_sections
         from nerwin.model.folder import recover_save
         from nerwin.training.rundir import CONFIG
 
@@ -181,6 +142,7 @@ class TrainingRun:
         no_checkpoint = f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)"
         if not out_dir.is_dir():
             raise NerwinError(no_checkpoint)
+        lock = FolderLock(out_dir)  # before anything is read or repaired
         check_outputs(out_dir, new_run=False, members=False)
         notes = [
             f"{out_dir / name}: put back from the copy a killed save had set aside"
@@ -190,9 +152,13 @@ class TrainingRun:
         if not (checkpoint / "meta.json").is_file():
             if not (out_dir / CONFIG).is_file():
                 raise NerwinError(no_checkpoint)
-            config = load_config(out_dir / CONFIG)
+            raw = read_sections(out_dir / CONFIG)
+            config = config_from_dict(raw, str(out_dir / CONFIG))
+            if config_to_dict(config) != raw:  # not every key spelled out: written by hand
+                raise NerwinError(f"{no_checkpoint}; {out_dir / CONFIG} is not a run's own config")
             if config.train.ensemble > 1:  # resume_run takes an ensemble with its members/
                 raise NerwinError(f"{no_checkpoint}; {out_dir / CONFIG} trains an ensemble")
+            lock.release()  # the new run takes it again
             run = cls(config, out_dir, force=True)
             run.notes += [
                 *notes,
@@ -203,10 +169,14 @@ class TrainingRun:
         tagger, config, meta = load_model(checkpoint)
         state = _train_state(meta, checkpoint)
         run = cls(config, out_dir, _resume=True)
+        run.lock = lock
         run.notes += notes
         run.finished = (
             state.epoch > config.train.epochs or state.since_best >= config.train.patience
         )
+        if not run.finished:  # a crash after an epoch's log line but before its checkpoint
+            epoch = state.epoch
+            drop_metrics(out_dir / METRICS, lambda r: metric_epoch(r) >= epoch)
         run.tagger = tagger
         run.state = state
         run._prepare_data()
@@ -229,133 +199,6 @@ class TrainingRun:
                     f"present: {', '.join(sorted(present)) or 'none'}); check "
                     "data.location_types"
                 )
-
-    def _initial_tagger(self, init_from: str | Path | None) -> Tagger:
-        if init_from is not None:
-            return self._continue_from(Path(init_from))
-        vocab, embeddings = self._vocab_and_vectors()
-        features = self._fit_features()
-        return Tagger(
-            self._new_model(vocab, embeddings, features),
-            vocab,
-            self.config.train.threshold,
-            features,
-        )
-
-    def _fit_features(self) -> dict[str, TokenFeature]:
-        """Suffix and shape vocabularies from the training words, for the enabled features."""
-        words = [w for s in self.train_corpus.sentences for w in s.words]
-        dims = {"suffix": self.config.model.suffix_dim, "shape": self.config.model.shape_dim}
-        return {kind: TokenFeature.fit(kind, words) for kind, dim in dims.items() if dim}
-
-    def _vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
-        d = self.config.data
-        vocab = build_vocab(
-            (s.words for s in self.train_corpus.sentences),
-            d.lowercase,
-            d.digits,
-            d.min_count,
-            d.max_vocab,
-        )
-        if not d.vectors:
-            self.notes.append(
-                f"vocabulary: {len(vocab):,} words from {self.train_corpus.path}; random vectors"
-            )
-            return vocab, None
-        vectors = load_vectors(
-            data_path(d.vectors, self.config, "data.vectors"),
-            vocab.words,
-            extra_top_n=d.vectors_extend,
-            cache_dir=cache_dir(),
-            seed=self.config.train.seed,
-        )
-        if vectors.dim != self.config.model.embedding_dim:
-            raise ConfigError(
-                f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
-                f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}"
-            )
-        trained_words = len(vocab)
-        vocab, matrix = _extend_with_vectors(vocab, vectors.words, vectors.matrix)
-        self.notes.append(vectors.coverage.summary())
-        if vectors.coverage.found == 0:
-            self.notes.append(
-                f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
-                "and data.lowercase"
-            )
-        self.notes.append(
-            f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
-            f"{self.train_corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})"
-        )
-        return vocab, matrix
-
-    def _new_model(
-        self, vocab: Vocab, embeddings: np.ndarray | None, features: dict[str, TokenFeature]
-    ) -> WindowClassifier:
-        m = self.config.model
-        dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
-        extra = tuple((name, len(f), dims[name]) for name, f in features.items())
-        shape = ModelShape(
-            len(vocab),
-            m.embedding_dim,
-            m.window,
-            tuple(m.hidden),
-            m.activation,
-            m.caps_dim,
-            N_CAPS if m.caps_dim else 0,
-            extra=extra,
-            aux_types=self._aux_types(),
-        )
-        return WindowClassifier.initialise(shape, self.rng, embeddings, m.embedding_init)
-
-    def _aux_types(self) -> tuple[str, ...]:
-        """The training corpus's other entity types, each given a head when train.aux_weight > 0."""
-        if self.config.train.aux_weight == 0:
-            return ()
-        types = tuple(
-            sorted(set(self.train_corpus.entity_types) - set(self.config.data.location_types))
-        )
-        if not types:
-            self.notes.append(
-                f"warning: {self.train_corpus.path}: no entity type besides the locations; "
-                "train.aux_weight has nothing to learn from"
-            )
-        return types
-
-    def _continue_from(self, model_dir: Path) -> Tagger:
-        """A trained model whose vocabulary is extended with the new training words."""
-        tagger, old_config, _ = load_model(model_dir)
-        if tagger.members:
-            raise ConfigError(
-                f"{model_dir}: an ensemble of {len(tagger.models)}; --init-from continues one "
-                f"model, e.g. {model_dir.parent / 'members' / '1' / 'model'}"
-            )
-        self.config = replace(
-            self.config,
-            model=old_config.model,
-            data=replace(
-                self.config.data, lowercase=old_config.data.lowercase, digits=old_config.data.digits
-            ),
-        )
-        vocab = tagger.vocab.extend(w for s in self.train_corpus.sentences for w in s.words)
-        old = tagger.model.params["E"].data
-        new_rows = self.rng.normal(0.0, float(old.std()), (len(vocab) - len(old), old.shape[1]))
-        params = dict(tagger.model.params)
-        params["E"] = Tensor(
-            np.concatenate([old, new_rows.astype(old.dtype)]), requires_grad=True, name="E"
-        )
-        shape = replace(tagger.model.shape, vocab_size=len(vocab))
-        self.notes.append(
-            f"continuing from {model_dir}: {len(vocab) - len(old):,} new words added "
-            f"to its {len(old):,}; model settings taken from that model"
-        )
-        if self.config.train.aux_weight > 0 and not shape.aux_types:
-            self.notes.append(
-                f"warning: train.aux_weight is ignored: the model's heads come from "
-                f"{model_dir}, which has no heads for other entity types"
-            )
-        return Tagger(
-            WindowClassifier(shape, params), vocab, self.config.train.threshold, tagger.features
-        )
 
     def _prepare_data(self) -> None:
         """Training windows and labels, dev windows and the evaluator."""
@@ -409,7 +252,26 @@ class TrainingRun:
                     yield report
             except Interrupted as interrupted:
                 self._save(CHECKPOINT, {"train_state": interrupted.state.to_dict()})
+                self._unlock()
                 raise TrainingInterrupted(self.out_dir, interrupted.state, stop.name) from None
+            except TrainingDiverged as err:
+                self._unlock()
+                raise err.told(self._kept()) from None
+            except BaseException:  # any other error, or the caller abandoned the run
+                self._unlock()
+                raise
+
+    def _unlock(self) -> None:
+        """Let another run use the folder (the lock also goes with the process)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def _kept(self) -> str:
+        """What a diverged run leaves: the best model so far, or nothing."""
+        best = [r.epoch for r in self.reports if r.best]
+        if best:
+            return f"the best model so far (epoch {best[-1]}) is in {self.out_dir / 'model'}"
+        return f"no model was saved ({self.out_dir / 'model'} holds none: no epoch finished)"
 
     def _record(self, report: EpochReport) -> None:
         self.reports.append(report)
@@ -424,6 +286,12 @@ class TrainingRun:
 
     def finish(self) -> TrainResult:
         """Tune the threshold on dev if asked; record the dev scores in the model's meta.json."""
+        try:
+            return self._finish()
+        finally:
+            self._unlock()
+
+    def _finish(self) -> TrainResult:
         tagger, _, meta = load_model(self.out_dir / "model")
         threshold, scores, dev = tagger.threshold, None, None
         epoch = int(meta.get("epoch", 0))
@@ -449,12 +317,6 @@ class TrainingRun:
             self.reports,
             dev_record=dev,
         )
-
-
-def record_dev(model_dir: Path, meta: dict, threshold: float, dev: dict) -> None:
-    """Store the decision threshold and the dev scores in the model folder's meta.json."""
-    meta = {**meta, "threshold": threshold, "dev": dev}
-    write_text(model_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
 
 
 def _train_state(meta: dict, checkpoint: Path) -> TrainState:
@@ -510,18 +372,3 @@ def _train_state(meta: dict, checkpoint: Path) -> TrainState:
         if not ok:
             raise bad("rng_state", "null or the state of a numpy PCG64 generator")
     return TrainState.from_dict(raw)
-
-
-def _extend_with_vectors(
-    vocab: Vocab, words: tuple[str, ...], matrix: np.ndarray
-) -> tuple[Vocab, np.ndarray]:
-    """Append the vector file's extra words (normalised, first form kept) to vocab and rows."""
-    extra_rows = {}
-    for row in range(len(vocab), len(words)):
-        key = vocab.normalise(words[row])
-        if key not in vocab.index and key not in extra_rows:
-            extra_rows[key] = row
-    if not extra_rows:
-        return vocab, matrix[: len(vocab)]
-    rows = np.concatenate([np.arange(len(vocab)), np.fromiter(extra_rows.values(), np.int64)])
-    return vocab.extend(extra_rows), matrix[rows]

@@ -9,8 +9,11 @@ nerwin did not write. Other files in the run folder stay.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from nerwin.config import Config, save_config
@@ -26,10 +29,45 @@ CONFIG = "config.yaml"
 RUN_FILES = (METRICS, CONFIG)  # the files training writes into a run folder
 
 
-def check_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse, before any work, an output path that is a file, lies under a file, or holds a run."""
+class FolderLock:
+    """An advisory lock (flock) on a run folder itself, held while a run trains in it.
+
+    A second run on the same folder is refused at once; the kernel drops the lock when the
+    process ends, however it ends, so the folder of a dead run never stays locked.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise NerwinError(
+                f"{folder}: another nerwin train is running in this run folder; wait for it to "
+                "end or pick another --out"
+            ) from None
+        self.release = weakref.finalize(self, os.close, fd)  # also when the run is collected
+
+
+def check_out_dir(out_dir: Path, force: bool) -> FolderLock | None:
+    """Refuse, before any work, an output path that is a file, lies under a file or inside a
+    model folder, holds a run, or is in use by another run (whose lock it then holds)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NerwinError(f"{out_dir}: exists and is not a directory; choose another --out")
+    _refuse_model_folder(out_dir)
+    lock = FolderLock(out_dir) if out_dir.is_dir() else None
+    try:
+        _check_existing(out_dir, force)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
+
+
+def _check_existing(out_dir: Path, force: bool) -> None:
+    """The checks of check_out_dir past the lock: a run already there, an unwritable parent."""
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise NerwinError(
             f"{out_dir}: already holds files; pass --force to overwrite, "
@@ -44,6 +82,16 @@ def check_out_dir(out_dir: Path, force: bool) -> None:
         )
     if force and out_dir.is_dir():
         check_outputs(out_dir, new_run=True)
+
+
+def _refuse_model_folder(out_dir: Path) -> None:
+    """A run folder in (or inside) a model folder would overwrite that model's config.yaml."""
+    for folder in (out_dir.absolute(), *out_dir.absolute().parents):
+        if (folder / "meta.json").is_file() and (folder / "weights.npz").is_file():
+            raise NerwinError(
+                f"{out_dir}: is inside the model folder {folder}; a run there would overwrite "
+                "that model's files; pick another --out"
+            )
 
 
 def check_outputs(run_dir: Path, new_run: bool, members: bool = True) -> None:
@@ -90,12 +138,24 @@ def model_dirs(run_dir: Path) -> list[Path]:
 
 
 def create_out_dir(
-    out_dir: Path, force: bool, config: Config, keep_members: tuple[str, ...] = ()
-) -> None:
-    """Create the run folder (checked by check_out_dir), clear old outputs if forced, and save
-    the config."""
+    out_dir: Path,
+    force: bool,
+    config: Config,
+    keep_members: tuple[str, ...] = (),
+    lock: FolderLock | None = None,
+) -> FolderLock:
+    """Create the run folder (checked by check_out_dir) and lock it if not yet locked, clear old
+    outputs if forced, and save the config; returns the lock the run holds."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if lock is None:
+            lock = FolderLock(out_dir)
+            ours = MEMBERS_DIR if keep_members else None  # an ensemble's member 1 is made first
+            if not force and any(p.name != ours for p in out_dir.iterdir()):  # taken since check
+                lock.release()
+                raise NerwinError(
+                    f"{out_dir}: another run started writing here; pick another --out"
+                )
         if force:
             clear_outputs(out_dir, keep_members)
         atomic.write_file(out_dir / CONFIG, lambda temp: save_config(config, temp))
@@ -104,6 +164,7 @@ def create_out_dir(
             f"{err.filename or out_dir}: cannot write the output directory {out_dir} "
             f"({err.strerror})"
         ) from None
+    return lock
 
 
 def clear_outputs(out_dir: Path, keep_members: tuple[str, ...] = ()) -> None:
@@ -128,3 +189,30 @@ def append_metrics(path: Path, report: EpochReport) -> None:
         atomic.append_text(path, json.dumps(report.to_dict()) + "\n")
     except OSError as err:
         raise NerwinError(f"{path}: cannot write the metrics ({err.strerror or err})") from None
+
+
+def drop_metrics(path: Path, drop: Callable[[dict], bool]) -> None:
+    """Rewrite a metrics.jsonl atomically without the records `drop` picks (lines that are not
+    JSON objects stay as they are)."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True) if path.is_file() else []
+        kept = [line for line in lines if not drop(_record(line))]
+        if len(kept) < len(lines):
+            atomic.write_bytes(path, b"".join(kept))
+    except OSError as err:
+        raise NerwinError(f"{path}: cannot rewrite the metrics ({err.strerror or err})") from None
+
+
+def _record(line: bytes) -> dict:
+    """One metrics.jsonl line as a dict ({} when it is not a JSON object)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # also undecodable bytes
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def metric_epoch(record: dict) -> int:
+    """A metrics line's epoch (0 when it has none)."""
+    epoch = record.get("epoch")
+    return epoch if isinstance(epoch, int) else 0

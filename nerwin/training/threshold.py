@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from nerwin.files.atomic import write_text
 from nerwin.metrics import LocationEvaluator, Scores
 
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)  # the cuts tuning tries: 0.05, ..., 0.95
@@ -43,3 +47,9 @@ def dev_record(
         }
 
     return {"file": where, "epoch": epoch, **at(threshold), "at_configured_threshold": at(default)}
+
+
+def record_dev(model_dir: Path, meta: dict, threshold: float, dev: dict) -> None:
+    """Store the decision threshold and the dev scores in the model folder's meta.json."""
+    meta = {**meta, "threshold": threshold, "dev": dev}
+    write_text(model_dir / "meta.json", json.dumps(meta, indent=2) + "\n")

@@ -317,3 +317,108 @@ def test_embeddings_digit_normalisation_covers_any_script(tmp_path):
     path = _write(tmp_path / "v.txt", "x1-2 1 1\n2001 2 2\n")
     vectors = load_vectors(path, ["X9-9", "١٩٩٧"])
     assert vectors.matrix[:, 0].tolist() == [1, 2] and vectors.coverage.digits == 2
+
+
+# --- untrusted files: bounds before memory is taken ----------------------------------------------
+
+
+def _peak(call) -> tuple[object, int]:
+    """(what call() returned or raised, peak traced memory in bytes while it ran)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            out = call()
+        except DataError as err:
+            out = err
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_embeddings_huge_declared_dimension_is_refused(tmp_path, binary):
+    body = b"the " + (np.ones(3, "<f4").tobytes() if binary else b"1 2 3") + b"\n"
+    path = _write(tmp_path / "v.bin", b"1 1000000000\n" + body)
+    err, peak = _peak(lambda: load_vectors(path, ["the"]))
+    assert isinstance(err, DataError) and err.line == 1
+    assert "declares dimension 1,000,000,000 (1 to 65,536)" in str(err) and peak < 10 << 20
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_embeddings_dimension_is_checked_by_the_first_vector_first(tmp_path, binary):
+    """A header within bounds but not matching the vectors: an error before the words' matrix
+    (20,000 words x 60,000 values = 4.8 GB) is allocated."""
+    body = b"the " + (np.ones(3, "<f4").tobytes() if binary else b"1 2 3") + b"\n"
+    path = _write(tmp_path / "v.bin", b"1 60000\n" + body)
+    words = [f"w{i}" for i in range(20_000)]
+    err, peak = _peak(lambda: load_vectors(path, words))
+    assert isinstance(err, DataError) and peak < 50 << 20, (err, peak)
+    assert ("truncated" if binary else "expected 60000 values") in str(err)
+
+
+def test_embeddings_binary_record_without_a_space_is_not_read_to_the_end(tmp_path):
+    path = _write(tmp_path / "v.bin", b"1 3\n" + b"x" * (8 << 20))
+    err, peak = _peak(lambda: load_vectors(path, ["x"]))
+    assert isinstance(err, DataError) and "record 1: no space within 65,536 bytes" in str(err)
+    assert peak < 4 << 20, peak
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_embeddings_endless_line_is_not_read_to_the_end(tmp_path, gz):
+    path = _write(tmp_path / "v.txt", b"the " + b"1 " * (3 << 20), gz)  # 6 MB, no newline
+    err, peak = _peak(lambda: load_vectors(path, ["the"]))
+    assert isinstance(err, DataError) and err.line == 1 and "line longer than" in str(err)
+    assert peak < 12 << 20, peak
+
+
+def test_embeddings_long_later_line_is_an_error_naming_it(tmp_path):
+    path = _write(tmp_path / "v.txt", "a 1 2\nb " + "1" * 300_000 + "\n")
+    with pytest.raises(DataError, match="line longer than") as err:
+        load_vectors(path, ["a"])
+    assert err.value.line == 2
+
+
+def test_embeddings_devices_and_fifos_are_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(DataError, match="not a regular file"):
+        load_vectors(tmp_path / "fifo", ["a"])
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_header("/dev/zero")
+
+
+def test_embeddings_binary_words_keep_inner_newlines_and_controls(tmp_path):
+    table = {"new\nline": [1, 2, 3], "tab\there": [4, 5, 6], "bell\x07": [7, 8, 9]}
+    vectors = load_vectors(_write(tmp_path / "v.bin", _binary(table)), [], extra_top_n=-1)
+    assert vectors.words == tuple(table)
+
+
+# --- the cache is an optimisation: a failed write warns and goes on -------------------------------
+
+
+def test_embeddings_unwritable_cache_warns_and_goes_on(tmp_path, capsys):
+    path = _write(tmp_path / "v.txt", _text(TABLE))
+    (tmp_path / "cache").write_text("NERWIN_CACHE points at a file")
+    warnings: list[str] = []
+    vectors = load_vectors(path, ["the"], cache_dir=tmp_path / "cache", warn=warnings.append)
+    assert vectors.matrix[0].tolist() == TABLE["the"]
+    assert len(warnings) == 1 and "cannot write the vector cache" in warnings[0]
+    assert str(tmp_path / "cache") in warnings[0]
+    load_vectors(path, ["the"], cache_dir=tmp_path / "cache")  # default: a line on stderr
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "NERWIN_CACHE" in lines[0]
+
+
+def test_embeddings_read_only_cache_warns_and_goes_on(tmp_path, monkeypatch):
+    from nerwin.files import atomic
+
+    def read_only(path, write):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    path = _write(tmp_path / "v.txt", _text(TABLE))
+    monkeypatch.setattr(atomic, "write_file", read_only)
+    warnings: list[str] = []
+    vectors = load_vectors(path, ["of"], cache_dir=tmp_path / "c", warn=warnings.append)
+    assert vectors.matrix[0].tolist() == TABLE["of"] and "Read-only" in warnings[0]

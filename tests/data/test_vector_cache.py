@@ -62,3 +62,11 @@ def test_vector_cache_write_failure_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot write the vector cache") as info:
         vector_cache.write(file, "k1", WORDS, ARRAYS)
     assert str(info.value).startswith(f"{file}: ")
+
+
+def test_vector_cache_reads_only_the_arrays_asked_for(tmp_path: Path) -> None:
+    file = tmp_path / "vectors-x.npz"
+    vector_cache.write(file, "k1", WORDS, {**ARRAYS, "junk": np.zeros((500, 500), np.float32)})
+    words, arrays = vector_cache.read(file, "k1", ("matrix",))
+    assert words == WORDS and list(arrays) == ["matrix"]
+    assert vector_cache.read(file, "k1", ("matrix", "missing")) is None

@@ -70,3 +70,61 @@ def test_yamlfile_unreadable_file(tmp_path: Path) -> None:
     err = _error(binary)
     assert str(err) == f"{binary}: cannot read config (UnicodeDecodeError)"
     assert err.brief == f"{binary}: unreadable (UnicodeDecodeError)"
+
+
+# --- untrusted input: bounded reading and composing ----------------------------------------------
+
+BILLION_LAUGHS = "".join(
+    ['a: &a ["lol"' + ', "lol"' * 8 + "]\n"]
+    + [
+        f"{b}: &{b} [" + ", ".join(f"*{a}" for _ in range(9)) + "]\n"
+        for a, b in zip("abcdefgh", "bcdefghi")
+    ]
+)
+
+
+def test_yamlfile_alias_bomb_is_refused_while_composing(tmp_path: Path) -> None:
+    """400 bytes that expand to 9^9 strings: refused by count, before anything is built."""
+    import time
+
+    assert len(BILLION_LAUGHS) < 450
+    path = _file(tmp_path, BILLION_LAUGHS)
+    started = time.perf_counter()
+    err = _error(path)
+    assert time.perf_counter() - started < 2
+    assert str(err).startswith(f"{path}:") and "aliases expand the document beyond" in str(err)
+    assert "lol" not in str(err) and err.brief == str(err)
+
+
+def test_yamlfile_self_referring_alias_is_refused(tmp_path: Path) -> None:
+    err = _error(_file(tmp_path, "train: &t\n  lr: 0.1\n  again: *t\n"))
+    assert "refers to a value that contains it" in str(err)
+
+
+def test_yamlfile_small_aliases_and_merge_keys_still_work(tmp_path: Path) -> None:
+    path = _file(tmp_path, "model: &m {hidden: [20, 10]}\nbase: &b {lr: 0.1}\ntrain:\n  <<: *b\n")
+    assert read_sections(path) == {
+        "model": {"hidden": [20, 10]},
+        "base": {"lr": 0.1},
+        "train": {"lr": 0.1},
+    }
+
+
+def test_yamlfile_endless_or_huge_files_are_not_read(tmp_path: Path) -> None:
+    from pathlib import Path as P
+
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as handle:
+        handle.truncate(4 << 30)  # sparse 4 GiB
+    err = _error(big)
+    assert "too large" in str(err) and "4,294,967,296 bytes" in str(err)
+    if P("/dev/zero").exists():
+        with pytest.raises(YamlFileError, match="too large") as info:
+            read_sections(P("/dev/zero"))
+        assert "\n" not in str(info.value)
+
+
+def test_yamlfile_errors_quote_little_of_the_file(tmp_path: Path) -> None:
+    path = _file(tmp_path, "train:\n  lr: !!float " + "x" * 5000 + "\n")
+    err = _error(path)
+    assert len(str(err)) < 300 + len(str(path))

@@ -14,6 +14,7 @@ from nerwin.config import load_config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.vocab import build_vocab
 from nerwin.errors import ModelError
+from nerwin.files import atomic
 from nerwin.files.atomic import is_staging
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import FORMAT_VERSION, load_model, save_model
@@ -269,6 +270,7 @@ def test_modelio_failed_swap_is_one_error_line(tmp_path: Path, monkeypatch) -> N
         raise OSError(errno.EXDEV, "Invalid cross-device link", str(src))
 
     monkeypatch.setattr(os, "replace", broken_replace)
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: broken_replace(a, b))
     with pytest.raises(ModelError) as info:
         save_model(directory, _tagger(1), _config(), {"epoch": 2})
     monkeypatch.undo()
@@ -279,12 +281,10 @@ def test_modelio_failed_swap_is_one_error_line(tmp_path: Path, monkeypatch) -> N
 
 
 def test_modelio_staging_names_are_only_its_own(tmp_path: Path, monkeypatch) -> None:
-    import tempfile
-
     made = []
-    real_mkdtemp = tempfile.mkdtemp
+    real_new_folder = atomic._new_folder
     monkeypatch.setattr(
-        tempfile, "mkdtemp", lambda **kw: made.append(real_mkdtemp(**kw)) or made[-1]
+        atomic, "_new_folder", lambda target: made.append(real_new_folder(target)) or made[-1]
     )
     save_model(tmp_path / "model", _tagger(), _config())
     assert len(made) == 1 and is_staging(Path(made[0]).name, "model")

@@ -134,6 +134,9 @@ def _conll_runs(stdout: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Tokens (flat) and entity spans over flat token indices from B-/I- tags."""
     tokens, spans, open_at, prev = [], [], None, "O"
     for row in stdout.split("\n")[:-1]:
+        if row == "-DOCSTART-":  # a document opens (after a blank line, if any came before)
+            assert open_at is None and prev == "O"
+            continue
         if not row:
             if open_at is not None:
                 spans.append((open_at, len(tokens)))
@@ -161,7 +164,10 @@ def test_predict_formats_agree(run: TrainedRun, docs_file: Path, threshold: str)
     args = ["--input", docs_file, "--threshold", threshold]
     records = _json_lines(_predict(run, *args, "--format", "json", "--probs"))
     inline = _predict(run, *args, "--format", "inline").split("\n")[:-1]
-    conll_tokens, conll_spans = _conll_runs(_predict(run, *args, "--format", "conll"))
+    conll = _predict(run, *args, "--format", "conll")
+    assert conll.startswith("-DOCSTART-\n\n")
+    assert conll.count("-DOCSTART-\n\n") == len(DOCS)  # one marker per document, empty ones too
+    conll_tokens, conll_spans = _conll_runs(conll)
 
     # json == inline, document by document, in character offsets
     assert len(inline) == len(records)
@@ -387,3 +393,43 @@ def test_predict_tag_documents_bounded_on_empty_documents(tagger: Tagger) -> Non
     stream = tag_documents(tagger, text_documents(blanks()), batch_tokens=5)
     assert next(stream).text == ""
     assert len(pulled) <= 1000, f"{len(pulled)} documents read before the first result"
+
+
+def test_predict_idle_input_closes_a_batch(tagger: Tagger) -> None:
+    from nerwin.tag.documents import tag_batches
+
+    texts = ["Paris is big.", "Rome is old.", "Oslo.", "Lima!"]
+    waiting = {"now": False}
+    sizes = [
+        len(batch)
+        for batch in tag_batches(tagger, text_documents(texts), idle=lambda: waiting["now"])
+    ]
+    assert sizes == [4]  # input always ready: one batch
+    waiting["now"] = True
+    batches = list(tag_batches(tagger, text_documents(texts), idle=lambda: waiting["now"]))
+    assert [len(b) for b in batches] == [1, 1, 1, 1]  # input would wait: answer each at once
+    assert all(b[-1].last_in_batch and not any(d.last_in_batch for d in b[:-1]) for b in batches)
+    whole = list(tag_documents(tagger, text_documents(texts)))
+    assert [d.entities() for b in batches for d in b] == [d.entities() for d in whole]
+
+
+def test_predict_ids_travel_with_documents(tagger: Tagger) -> None:
+    docs = list(tag_documents(tagger, text_documents([(7, "Paris."), ("b", "")], with_ids=True)))
+    assert [(d.id, d.text) for d in docs] == [(7, "Paris."), ("b", "")]
+    with pytest.raises(TypeError, match="pairs"):
+        list(text_documents(["no id"], with_ids=True))
+
+
+def test_predict_batch_entities_match_per_sentence_entities(tagger: Tagger) -> None:
+    # entities and IOB2 codes are computed over the whole batch; they must equal what each
+    # sentence's labels give on their own (runs never cross a sentence or a document)
+    for threshold in (0.05, 0.5):
+        for doc in tag_documents(tagger, _documents(), threshold=threshold):
+            fresh = TaggedDocument(doc.text, doc.sentences, doc.probs, doc.labels)
+            assert doc.found is not None and doc.iob is not None
+            assert [(e.text, e.start, e.end) for e in doc.entities()] == [
+                (e.text, e.start, e.end) for e in fresh.entities()
+            ]
+            for ours, theirs in zip(doc.entities(), fresh.entities()):
+                assert ours.probability == pytest.approx(theirs.probability, rel=1e-6)
+            assert doc.iob_codes() == fresh.iob_codes()

@@ -46,7 +46,7 @@ def test_formats_conll_iob2_rows_and_sentence_breaks() -> None:
         "London B-LOC\nis O\nnear O\n. O\n"
         "\n"
     )
-    assert render(doc, "conll") == render_conll(doc)
+    assert render(doc, "conll") == "-DOCSTART-\n\n" + render_conll(doc)  # a document marker
 
 
 def test_formats_conll_keeps_input_columns_first() -> None:
@@ -106,7 +106,9 @@ def test_formats_json_probs_lists_every_token() -> None:
         "near",
         ".",
     ]
-    assert [t["probability"] for t in tokens] == pytest.approx([p for s in PROBS for p in s], abs=1e-4)
+    assert [t["probability"] for t in tokens] == pytest.approx(
+        [p for s in PROBS for p in s], abs=1e-4
+    )
     for token in tokens:
         assert TEXT[token["start"] : token["end"]] == token["text"]
     assert json.loads(render(doc, "json", True)) == record
@@ -125,8 +127,57 @@ def test_formats_empty_document(text: str) -> None:
     assert doc.sentences == []
     assert render(doc, "inline") == text + "\n"
     assert json.loads(render(doc, "json", True)) == {"text": text, "entities": [], "tokens": []}
-    assert render(doc, "conll") == ""
+    assert render(doc, "conll") == "-DOCSTART-\n\n"  # the marker still counts the document
 
 
 def test_formats_names() -> None:
     assert set(FORMATS) == {"inline", "conll", "json"}
+
+
+def test_formats_probs_in_every_format() -> None:
+    doc = _doc(TEXT, PROBS)
+    assert render(doc, "inline", True) == (
+        "[New\tYork]LOC(0.80)  is far from [São Paulo]LOC(0.70). [London]LOC(0.95) is near.\n"
+    )
+    conll = render(doc, "conll", True).split("\n")
+    assert conll[:4] == ["-DOCSTART-", "", "New 0.9000 B-LOC", "York 0.7000 I-LOC"]
+    assert conll[-3:] == [". 0.0000 O", "", ""]
+    assert [len(line.split(" ")) for line in conll[2:] if line] == [3] * 12
+
+
+def test_formats_ids_in_every_format() -> None:
+    doc = _doc(TEXT, PROBS)
+    doc.id = "doc 1"
+    assert render(doc, "inline").startswith('"doc 1"\t[New\tYork]LOC')
+    assert render(doc, "conll").startswith('-DOCSTART- "doc 1"\n\nNew B-LOC\n')
+    assert json.loads(render(doc, "json"))["id"] == "doc 1"
+    assert list(json.loads(render(doc, "json"))) == ["id", "text", "entities"]
+    doc.id = None
+    assert "id" not in json.loads(render(doc, "json"))
+
+
+def test_formats_unknown_format_is_an_error() -> None:
+    with pytest.raises(ValueError, match="xml"):
+        render(_doc(TEXT, PROBS), "xml")
+
+
+def test_formats_json_is_json_dumps_of_the_record() -> None:
+    from nerwin.tag.formats import json_record
+
+    probs = [[0.9, 0.6, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.95, 0.2, 0.1, 0.0, 0.3, 0.9]]
+    doc = _doc('São "Paulo" \\ x\u2028y\tz. Lima 🇫🇷 is far.', probs)
+    for ident in (None, "doc 1", 3, {"a": [1, None]}):
+        doc.id = ident
+        for with_probs in (False, True):
+            expected = json.dumps(json_record(doc, with_probs), ensure_ascii=False)
+            assert render_json(doc, with_probs) == expected
+
+
+def test_formats_probability_strings_round_like_format_and_round() -> None:
+    from nerwin.tag.formats import _probability_strings
+
+    rng = np.random.default_rng(0)
+    ties = (np.arange(10_001) / 10_000 + 0.00005).astype(np.float32)  # near the rounding edges
+    probs = np.clip(np.concatenate([rng.random(20_000), ties, [0.0, 1.0]]), 0, 1).astype(np.float32)
+    assert _probability_strings(probs, "conll") == [f"{p:.4f}" for p in probs.tolist()]
+    assert _probability_strings(probs, "json") == [repr(round(p, 4)) for p in probs.tolist()]

@@ -126,3 +126,86 @@ def test_inputs_conll_invalid_utf8_names_file_and_line(tmp_path: Path) -> None:
 def test_inputs_conll_from_stdin(fake_stdin) -> None:
     fake_stdin(b"Paris B-LOC\nis O\n\nOslo B-LOC\n")
     assert [s.words for s in conll_sentences([], 0)] == [("Paris", "is"), ("Oslo",)]
+
+
+def test_inputs_pipe_is_idle_only_when_no_line_is_ready() -> None:
+    import os
+
+    from nerwin.tag.inputs import _StreamLines
+
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"one\ntwo\nthr")
+        stream = _StreamLines(read_end)
+        lines = iter(stream)
+        assert next(lines) == b"one\n"
+        assert stream.ready()  # "two" is waiting in the buffer
+        assert next(lines) == b"two\n"
+        assert not stream.ready()  # only half a line: reading would wait
+        os.write(write_end, b"ee\n")
+        assert stream.ready()
+        assert next(lines) == b"three\n"
+        os.close(write_end)
+        write_end = -1
+        assert list(lines) == []
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def test_inputs_source_idle_follows_the_stream(tmp_path: Path) -> None:
+    import os
+
+    from nerwin.tag.inputs import InputSource
+
+    path = _file(tmp_path, b"a\nb\n")
+    source = InputSource([], [path])
+    lines = source.lines()
+    assert next(lines) == "a" and not source.idle()  # a regular file never makes us wait
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR)  # keeps the fifo open without blocking
+    try:
+        os.write(writer, "São\nLima\n".encode())
+        source = InputSource([], [fifo])
+        lines = source.lines()
+        assert next(lines) == "São" and not source.idle()
+        assert next(lines) == "Lima" and source.idle()  # nothing more has arrived yet
+    finally:
+        os.close(writer)
+
+
+def test_inputs_jsonl_records_and_errors(tmp_path: Path) -> None:
+    from nerwin.tag.inputs import InputSource
+
+    path = _file(tmp_path, b'{"id": 1, "text": "Paris"}\n\n  \n{"text": "Oslo", "x": 2}\n[1]\n')
+    records = InputSource([], [path]).records()
+    assert next(records) == (1, "Paris")
+    assert next(records) == (None, "Oslo")  # blank lines are skipped; no id is None
+    with pytest.raises(DataError, match=rf"{path}:5: expected a JSON object"):
+        next(records)
+    with pytest.raises(ValueError, match="not text arguments"):
+        next(InputSource(["text"], []).records())
+
+
+def test_inputs_pipe_long_line_in_many_reads() -> None:
+    import os
+    import threading
+
+    from nerwin.tag.inputs import _StreamLines
+
+    line = b"Paris " * 200_000  # 1.2 MB: many reads of the pipe
+    read_end, write_end = os.pipe()
+
+    def write() -> None:
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(line + b"\nshort\n" + b"no newline")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert list(_StreamLines(read_end)) == [line + b"\n", b"short\n", b"no newline"]
+    finally:
+        writer.join()
+        os.close(read_end)

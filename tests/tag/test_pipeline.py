@@ -137,3 +137,42 @@ def test_pipeline_load_run_folder_says_did_you_mean(run: TrainedRun) -> None:
 
 def test_pipeline_repr_names_model_and_threshold(located: LocationTagger, run: TrainedRun) -> None:
     assert repr(located) == f"LocationTagger({str(run.model)!r}, one model, threshold=0.50)"
+
+
+def test_pipeline_rows_are_kept_across_calls(located: LocationTagger) -> None:
+    located.tag(PARIS)
+    frozen = located.frozen
+    before = frozen.scorer.cached_rows
+    assert before > 0
+    located.tag("Paris museums are amazing in Paris.")  # no new (word, caps) pair
+    assert located.frozen is frozen and frozen.scorer.cached_rows == before
+    plain = LocationTagger(located.tagger, cache_mb=0)
+    for text in (PARIS, "Rome and Berlin .", "FLOODS HIT NEW ORLEANS"):
+        ours, theirs = located.tag(text), plain.tag(text)
+        assert [t.probability for t in ours.tokens] == pytest.approx(
+            [t.probability for t in theirs.tokens], abs=1e-5
+        )
+    assert plain.frozen.scorer is None  # 0 MB: the matrix path
+
+
+def test_pipeline_threads_share_one_tagger(located: LocationTagger) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Flight {i} from Paris to Rome and Lima ." for i in range(40)]
+    alone = [located.tag(t).to_dict() for t in texts]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda t: located.tag(t).to_dict(), texts)) == alone
+
+
+def test_pipeline_api_predict_takes_a_frozen_tagger_and_an_idle_probe(
+    located: LocationTagger,
+) -> None:
+    from nerwin import api
+
+    texts = [PARIS, "Rome .", "Oslo ."]
+    docs = api.raw_documents(texts)
+    tagged = list(api.predict(located.frozen, docs, idle=lambda: True))
+    assert [d.text for d in tagged] == texts
+    assert all(d.last_in_batch for d in tagged)  # input always waiting: a batch per document
+    ids = list(api.predict(located.tagger, api.raw_documents([("x", PARIS)], with_ids=True)))
+    assert ids[0].id == "x" and [e.text for e in ids[0].entities()] == ["Paris"]

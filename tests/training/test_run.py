@@ -350,7 +350,6 @@ def test_resume_force_clears_the_earlier_checkpoint_and_model(
 
     from nerwin import api
     from nerwin.config import load_config
-    from nerwin.errors import NerwinError
 
     out, outside = tmp_path / "run", tmp_path / "outside"
     shutil.copytree(straight, out)
@@ -375,8 +374,9 @@ def test_resume_force_clears_the_earlier_checkpoint_and_model(
     ]
     assert (out / "notes.txt").read_text() == "mine" and _snapshot(outside) == before
     assert _snapshot(out / ".model.backup-v1") == kept and len(_snapshot(out / ".last.keep")) == 5
-    with pytest.raises(NerwinError, match="no checkpoint to resume"):
-        api.resume_run(out)
+    again = api.resume_run(out)  # nothing of the old run: it starts over with the new config
+    assert any("stopped before its first checkpoint" in note for note in again.notes)
+    assert again.config.train.seed == 3
 
 
 @pytest.mark.parametrize(
@@ -580,3 +580,88 @@ def test_run_meta_records_the_dev_scores_the_result_reports(tmp_path: Path) -> N
     at_half = [r.dev.entity.f1 for r in result.reports if r.epoch == result.best_epoch]
     assert meta["dev"]["at_configured_threshold"]["f1"] == at_half[0]  # what the epoch line said
     assert api.evaluate(tmp_path / "run" / "model", DEV).entity.f1 == result.dev.entity.f1
+
+
+def test_run_two_trainings_on_one_folder_second_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    slow = ["--set", "train.epochs=30", "--set", "train.patience=30"]
+    first = subprocess.Popen(
+        nerwin_cmd("train", "--out", out, *slow),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = nerwin(tmp_path, "train", "--out", out, "--force")
+        assert second.returncode == 1, second.stderr
+        assert second.stderr.count("\n") == 1 and "another nerwin train is running" in second.stderr
+    finally:
+        first.kill()
+        first.communicate()
+    again = nerwin(tmp_path, "train", "--out", out, "--force", "--set", "train.epochs=1")
+    assert again.returncode == 0, again.stderr  # the killed run's lock died with it
+
+
+def test_run_divergence_says_what_was_kept(tmp_path: Path) -> None:
+    from nerwin.errors import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged) as info:
+        api.train(load_config(None, ["train.lr=1e9", "model.caps_dim=0"]), tmp_path / "a")
+    message = str(info.value)
+    assert "best model so far is kept" not in message
+    model = tmp_path / "a" / "model"
+    assert ("no model was saved" in message) != (f"is in {model}" in message)
+    assert ("no model was saved" in message) == (not (model / "meta.json").exists())
+
+
+def test_run_ensemble_divergence_names_the_member(tmp_path: Path) -> None:
+    from nerwin.errors import TrainingDiverged
+
+    config = load_config(None, ["train.lr=1e9", "model.caps_dim=0", "train.ensemble=2"])
+    with pytest.raises(TrainingDiverged) as info:
+        api.train(config, tmp_path / "e")
+    assert str(info.value).startswith("member 1 of 2: training diverged")
+    assert "no ensemble model was written" in str(info.value)
+
+
+def test_run_resume_drops_log_lines_of_epochs_it_runs_again(tmp_path: Path, straight: Path) -> None:
+    out = tmp_path / "run"
+    assert interrupt_after_first_epoch(tmp_path, out, signal.SIGTERM).returncode == 143
+    log = out / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]
+    # as if killed after epoch 2's log line was written but before its checkpoint was
+    log.write_text("\n".join([*lines, json.dumps({**json.loads(lines[0]), "epoch": 2})]) + "\n")
+    done = nerwin(tmp_path, "train", "--resume", out)
+    assert done.returncode == 0, done.stderr
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    straight_epochs = [
+        json.loads(line)["epoch"] for line in (straight / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == straight_epochs
+
+
+def test_run_train_keeps_going_when_its_reader_leaves(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = " ".join(
+        map(
+            str,
+            nerwin_cmd(
+                "train", "--out", out, "--set", "train.epochs=4", "--set", "train.patience=4"
+            ),
+        )
+    )
+    done = subprocess.run(
+        f"{cmd} | head -1", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.count("\n") == 1 and done.stdout.startswith("epoch  1")
+    assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr, done.stderr
+    epochs = [
+        json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2, 3, 4]  # it trained to the end after `head` left
+    assert (out / "model" / "meta.json").is_file()

@@ -141,3 +141,36 @@ def test_rundir_append_metrics_adds_one_line_per_report(tmp_path: Path) -> None:
     with pytest.raises(NerwinError) as info:
         append_metrics(missing, _report(1))
     assert str(info.value) == f"{missing}: cannot write the metrics (No such file or directory)"
+
+
+def test_rundir_lock_refuses_a_second_run_and_frees_on_release(tmp_path: Path) -> None:
+    from nerwin.training.rundir import FolderLock
+
+    first = FolderLock(tmp_path)
+    with pytest.raises(NerwinError, match="another nerwin train is running"):
+        FolderLock(tmp_path)
+    with pytest.raises(NerwinError, match="another nerwin train is running"):
+        check_out_dir(tmp_path, force=True)
+    first.release()
+    FolderLock(tmp_path).release()  # free again
+
+
+def test_rundir_lock_of_a_killed_process_does_not_block(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, pathlib; from nerwin.training.rundir import FolderLock; "
+        "FolderLock(pathlib.Path(sys.argv[1])); os.kill(os.getpid(), 9)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    from nerwin.training.rundir import FolderLock
+
+    FolderLock(tmp_path).release()
+
+
+def test_rundir_refuses_a_run_folder_in_a_model_folder(tmp_path: Path) -> None:
+    model = _model(tmp_path / "run" / "model")
+    for out in (model, model / "inner"):
+        with pytest.raises(NerwinError, match="inside the model folder"):
+            check_out_dir(out, force=True)

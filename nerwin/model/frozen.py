@@ -1,0 +1,251 @@
+"""Scoring with frozen weights: the first layer as precomputed rows, gathered instead of multiplied.
+
+For fixed weights the first hidden layer of a window is a sum over its positions p,
+
+    x W + b = sum_p (E[w_p] W_E,p + F[c_p] W_F,p + sum_t T_t[f_p] W_t,p) + b
+
+(W_E,p: the rows of W that multiply position p's word vector, `WindowClassifier.input_blocks()`).
+A token's word id and caps id together form its *key*, `word * n_caps + caps`; each key has one
+row per position, R_p[key] = E[word] W_E,p + F[caps] W_F,p (+ b at position 0), computed the
+first time the key occurs and cached. A window then costs w gathers and additions of H floats
+instead of a (w (d + k)) x H product. The extra tables (suffix, shape) have few rows: their
+per-position rows are computed in full up front. Activation, further layers and the output are as
+in WindowClassifier, so probabilities equal the matrix path's to float32 rounding (about 3e-7).
+
+Cache policy. Rows live in one table per model, sized by a memory cap (`cache_bytes`; the
+taggers take `cache_mb`, default $NERWIN_TAG_CACHE_MB or 256 MB over all ensemble members);
+pages are only touched as rows are written, so memory grows with the keys actually seen, up to
+the cap. A key stays cached once computed (vocabulary ids are ordered by training frequency, and
+when a batch brings more new keys than there is room for, the most frequent words are kept).
+Keys that find the cache full are computed per chunk of windows into a scratch area and
+forgotten. When every possible key fits in a few MB (tiny vocabularies), all are computed at once.
+
+Only use this while the weights do not change: the rows are a snapshot of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nerwin.engine import ACTIVATIONS, Tensor, no_grad
+from nerwin.engine.activations import LEAKY_SLOPE
+from nerwin.engine.ops import stable_sigmoid
+from nerwin.model.classifier import WindowClassifier
+
+Array = np.ndarray
+CHUNK = 256  # windows per pass: the (CHUNK, H) buffers stay in the L2 cache (256 was fastest)
+SLOT_BATCH = 16384  # windows whose cache slots are looked up together (bounds the int arrays)
+COMPUTE_BLOCK = 2048  # keys whose rows are computed together
+EAGER_BYTES = 8 << 20  # key spaces whose rows fit in this are computed all at once
+
+
+class FrozenClassifier:
+    """One WindowClassifier's scores, its first layer read from cached per-key rows.
+
+    Not thread-safe (the cache and buffers are shared by calls): FrozenTagger serialises them.
+    """
+
+    def __init__(self, model: WindowClassifier, cache_bytes: int):
+        shape = model.shape
+        self.model = model
+        self.window = shape.window
+        self.n_caps = shape.n_caps if shape.caps_dim else 1
+        self.n_keys = shape.vocab_size * self.n_caps
+        arrays = model.arrays()
+        self.dtype = arrays["E"].dtype
+        w1, self.hidden = arrays[_layer("W", 1, shape)], shape.hidden[0]
+        blocks = {(name, position): cols for name, position, cols in model.input_blocks()}
+        self._word_weights = [  # (d, H): the rows of W1 that multiply position p's word vector
+            np.ascontiguousarray(w1[blocks["E", p]]) for p in range(self.window)
+        ]
+        self._embeddings = arrays["E"]
+        bias = arrays[_layer("b", 1, shape)]
+        self._caps_rows = [  # (n_caps, H) per position; the bias joins position 0
+            (
+                (arrays["F"] @ w1[blocks["F", p]] if shape.caps_dim else np.zeros((1, self.hidden)))
+                + (bias if p == 0 else 0)
+            ).astype(self.dtype)
+            for p in range(self.window)
+        ]
+        self.extra_names = [name for name, _, _ in shape.extra]
+        self._extra_rows = {  # name -> (w, rows, H): every value's rows, per position
+            name: np.stack([arrays[name] @ w1[blocks[name, p]] for p in range(self.window)])
+            for name in self.extra_names
+        }
+        self._layers = [  # (W, b, slope) of the hidden layers after the first
+            (arrays[_layer("W", i, shape)], arrays[_layer("b", i, shape)], _slope(arrays, i, shape))
+            for i in range(2, len(shape.hidden) + 1)
+        ]
+        self._slope1 = _slope(arrays, 1, shape)
+        self.activation = shape.activation
+        self._u = np.ascontiguousarray(arrays["u"][:, 0])
+        self._c = arrays["c"][0]
+        row_bytes = self.window * self.hidden * self.dtype.itemsize
+        self.chunk = CHUNK
+        self.scratch_rows = self.chunk * self.window  # the most distinct keys a chunk can hold
+        extra_bytes = sum(r.nbytes for r in self._extra_rows.values())
+        budget = max(0, cache_bytes - extra_bytes) // row_bytes - self.scratch_rows
+        self.capacity = int(min(max(budget, 0), self.n_keys))
+        self._slot_of = np.full(self.n_keys, -1, np.int32)  # key -> cached row, -1 = none
+        self._rows: Array | None = None  # (w, capacity + scratch_rows, H), allocated on first use
+        self.cached = 0  # rows in use
+        self._buffers: tuple[Array, Array, Array] | None = None
+        self.eager = self.n_keys * row_bytes <= min(EAGER_BYTES, cache_bytes)
+
+    # -- the row cache ---------------------------------------------------------------------------
+
+    def _table(self) -> Array:
+        if self._rows is None:
+            shape = (self.window, self.capacity + self.scratch_rows, self.hidden)
+            self._rows = np.empty(shape, self.dtype)  # untouched pages cost no memory
+            if self.eager and self.capacity >= self.n_keys:
+                self._cache(np.arange(self.n_keys))
+        return self._rows
+
+    def _compute(self, keys: Array, first: int) -> None:
+        """Write the rows of `keys` (distinct) at slots first, first + 1, ... of every position."""
+        rows = self._table()
+        for start in range(0, len(keys), COMPUTE_BLOCK):  # bounded temporaries
+            part = keys[start : start + COMPUTE_BLOCK]
+            words, caps = np.divmod(part, self.n_caps)
+            vectors = self._embeddings[words]
+            a = first + start
+            for p in range(self.window):
+                block = rows[p, a : a + len(part)]
+                np.matmul(vectors, self._word_weights[p], out=block)
+                block += self._caps_rows[p][caps]
+
+    def _cache(self, keys: Array) -> None:
+        """Compute and keep rows for new `keys` (sorted, distinct), as many as there is room for."""
+        keys = keys[: self.capacity - self.cached]
+        if len(keys):
+            self._compute(keys, self.cached)
+            self._slot_of[keys] = np.arange(self.cached, self.cached + len(keys))
+            self.cached += len(keys)
+
+    def _slots(self, keys: Array) -> tuple[Array, bool]:
+        """Cached rows of keys (w, n) (caching new keys while there is room); True if any is -1."""
+        slots = self._slot_of[keys]
+        missing = slots < 0
+        if missing.any():
+            self._table()
+            self._cache(np.unique(keys[missing]))  # ascending: the most frequent words first
+            slots = self._slot_of[keys]
+            missing = slots < 0
+        return slots.astype(np.intp), bool(missing.any())
+
+    def _scratch(self, keys: Array, slots: Array) -> Array:
+        """Slots of one chunk with its uncached keys computed into the scratch area."""
+        missing = slots < 0
+        if not missing.any():
+            return slots
+        slots = slots.copy()
+        new, inverse = np.unique(keys[missing], return_inverse=True)
+        self._compute(new, self.capacity)
+        slots[missing] = self.capacity + inverse.reshape(-1)
+        return slots
+
+    # -- scoring ---------------------------------------------------------------------------------
+
+    def logits(self, keys: Array, extra: dict[str, Array] | None = None) -> Array:
+        """Scores s (n,) of windows given position-major keys (w, n) and extra ids (w, n)."""
+        n = keys.shape[1]
+        out = np.empty(n, self.dtype)
+        for start in range(0, n, SLOT_BATCH):
+            stop = min(n, start + SLOT_BATCH)
+            part_extra = {k: v[:, start:stop].astype(np.intp) for k, v in (extra or {}).items()}
+            self._logits(keys[:, start:stop], part_extra, out[start:stop])
+        out += self._c
+        return out
+
+    def _logits(self, keys: Array, extra: dict[str, Array], out: Array) -> None:
+        slots, partial = self._slots(keys)
+        rows = self._table()
+        if self._buffers is None:
+            zero = np.zeros((self.chunk, self.hidden), self.dtype)
+            self._buffers = (np.empty_like(zero), np.empty_like(zero), zero)
+        z_buf, tmp_buf, zero_buf = self._buffers
+        extra_rows = [(self._extra_rows[name], extra[name]) for name in self.extra_names]
+        n = keys.shape[1]
+        first, others = rows[0].take, [r.take for r in rows[1 : self.window]]
+        add = np.add
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            m = e - s
+            chunk = slots[:, s:e]
+            if partial:
+                chunk = self._scratch(keys[:, s:e], chunk)
+            z, tmp = z_buf[:m], tmp_buf[:m]
+            # take(mode="clip") writes straight into `out` (mode="raise" buffers a copy first)
+            first(chunk[0], axis=0, out=z, mode="clip")
+            for p, take in enumerate(others, start=1):
+                take(chunk[p], axis=0, out=tmp, mode="clip")
+                add(z, tmp, out=z)
+            for table, ids in extra_rows:
+                for p in range(self.window):
+                    table[p].take(ids[p, s:e], axis=0, out=tmp, mode="clip")
+                    add(z, tmp, out=z)
+            h = self._activate(z, self._slope1, tmp, zero_buf[:m])
+            for weight, bias, slope in self._layers:
+                z2 = h @ weight
+                z2 += bias
+                h = self._activate(z2, slope, np.empty_like(z2), np.zeros_like(z2))
+            np.dot(h, self._u, out=out[s:e])
+
+    def _activate(self, z: Array, slope: Array | None, tmp: Array, zero: Array) -> Array:
+        """f(z), in place for the ReLU family and hard tanh (same values as the engine's ops)."""
+        name = self.activation
+        if name == "relu":
+            return np.maximum(z, zero, out=z)
+        if name in ("leaky_relu", "prelu"):  # max(z, 0) + a min(z, 0) == where(z > 0, z, a z)
+            a = np.asarray(LEAKY_SLOPE, dtype=z.dtype) if slope is None else slope
+            np.minimum(z, zero, out=tmp)
+            np.multiply(tmp, a, out=tmp)
+            np.maximum(z, zero, out=z)
+            return np.add(z, tmp, out=z)
+        if name == "hardtanh":
+            return np.clip(z, -1.0, 1.0, out=z)
+        op = ACTIVATIONS[name]
+        with no_grad():
+            args = (Tensor(z),) if slope is None else (Tensor(z), Tensor(slope))
+            return op.apply(*args).data
+
+
+class FrozenScorer:
+    """P(location) of windows from one or more frozen models (an ensemble's mean)."""
+
+    def __init__(self, models: tuple[WindowClassifier, ...], cache_bytes: int):
+        share = cache_bytes // max(1, len(models))
+        self.members = [FrozenClassifier(m, share) for m in models]
+        first = self.members[0]
+        self.window, self.n_caps, self.extra_names = first.window, first.n_caps, first.extra_names
+
+    @property
+    def cached_rows(self) -> int:
+        """Rows cached over all members."""
+        return sum(m.cached for m in self.members)
+
+    def keys(self, words: Array, caps: Array | None) -> Array:
+        """Position-major keys (w, n) of windows of word ids (n, w) and caps ids (n, w)."""
+        keys = np.empty((words.shape[1], words.shape[0]), np.intp)
+        np.multiply(words.T, self.n_caps, out=keys)
+        if caps is not None and self.n_caps > 1:
+            np.add(keys, caps.T, out=keys)
+        return keys
+
+    def probabilities(self, keys: Array, extra: dict[str, Array] | None = None) -> Array:
+        """P(location) per window from position-major keys (w, n) and extra ids (w, n)."""
+        probs = stable_sigmoid(self.members[0].logits(keys, extra))
+        for member in self.members[1:]:
+            probs += stable_sigmoid(member.logits(keys, extra))
+        if len(self.members) > 1:
+            probs /= probs.dtype.type(len(self.members))
+        return probs
+
+
+def _layer(stem: str, layer: int, shape) -> str:
+    return stem if len(shape.hidden) == 1 else f"{stem}{layer}"
+
+
+def _slope(arrays: dict[str, Array], layer: int, shape) -> Array | None:
+    return arrays.get(_layer("a", layer, shape))

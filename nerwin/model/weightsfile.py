@@ -1,0 +1,173 @@
+"""weights.npz of a model folder, read without trusting it.
+
+Only the arrays the model shape expects are read (an ensemble's member k >= 1 under
+`member{k}.NAME`), each after its .npy header was checked against the expected shape, a
+float32/float64 dtype and the member's size in the archive; a compressed member may expand at
+most MAX_EXPANSION times, and the embedding table holds at most MAX_EMBEDDING values. Data is
+read in chunks into the array it fills, and must be finite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+import zipfile
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from nerwin.engine import Tensor
+from nerwin.errors import ModelError
+from nerwin.model.classifier import ModelShape, WindowClassifier
+from nerwin.model.metafile import excerpt
+
+MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
+MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
+MAX_EMBEDDING = 1 << 32  # entries of E per member
+MAX_EXPANSION = 32  # a compressed array may be this many times its compressed size (+ 1 MiB)
+_CHUNK = 16 << 20  # bytes read at a time into an array
+_ZIP_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    OverflowError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+)
+
+
+def read_weights(
+    handle: BinaryIO, path: Path, shape: ModelShape, meta: dict[str, Any]
+) -> list[dict[str, Tensor]]:
+    """Each member's parameters, every array checked against the shape the meta records."""
+    expected = _expected_shapes(shape)
+    if shape.vocab_size * shape.embedding_dim > MAX_EMBEDDING:
+        raise ModelError(
+            f"{path}: the embedding table would hold {shape.vocab_size * shape.embedding_dim:,} "
+            f"values (at most {MAX_EMBEDDING:,})"
+        )
+    try:
+        archive = zipfile.ZipFile(handle)
+    except _ZIP_ERRORS as err:
+        raise ModelError(f"{path}: corrupt or truncated weights ({type(err).__name__})") from None
+    with archive:
+        size = os.fstat(handle.fileno()).st_size
+        keys = {n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")}
+        _check_members(path, keys, meta["members"], meta["format_version"])
+        out = []
+        for member in range(meta["members"]):
+            prefix = MEMBER_PREFIX.format(member) if member else ""
+            params = {}
+            for name, want in expected.items():
+                key = prefix + name
+                if key not in keys:
+                    raise ModelError(f"{path}: weight {key} is missing")
+                array = _read_array(archive, archive.getinfo(key + ".npy"), size, path, key, want)
+                params[name] = Tensor(
+                    np.ascontiguousarray(array, dtype=shape.dtype), requires_grad=True, name=name
+                )
+            out.append(params)
+    return out
+
+
+def _read_array(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    size: int,
+    path: Path,
+    key: str,
+    want: tuple[int, ...],
+) -> np.ndarray:
+    """One array of weights.npz: its .npy header checked before its data is read."""
+    where = f"{path}: weight {key}"
+    if info.compress_size > size or info.header_offset > size:
+        raise ModelError(f"{where}: corrupt or truncated weights (sizes beyond the file)")
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise ModelError(f"{where}: corrupt or truncated weights (sizes disagree)")
+    elif info.file_size > MAX_EXPANSION * info.compress_size + (1 << 20):
+        raise ModelError(
+            f"{where}: compressed {info.file_size / max(info.compress_size, 1):,.0f} times "
+            f"(at most {MAX_EXPANSION}); not written by nerwin"
+        )
+    try:
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ModelError(f"{where}: unsupported .npy format {version}")
+            _check_header(where, shape, dtype, want)
+            count = math.prod(shape)
+            if info.file_size != member.tell() + count * dtype.itemsize:
+                raise ModelError(f"{where}: its size does not match its header")
+            array = np.empty(count, dtype)
+            _read_into(member, array.view(np.uint8), where)
+    except _ZIP_ERRORS as err:
+        raise ModelError(f"{where}: corrupt or truncated weights ({type(err).__name__})") from None
+    array = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+    if not np.isfinite(array).all():
+        raise ModelError(f"{where}: holds NaN or infinite values")
+    return array
+
+
+def _check_header(where: str, shape: Any, dtype: np.dtype, want: tuple[int, ...]) -> None:
+    floats = (
+        dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.fields is None and not dtype.shape
+    )
+    if not floats:
+        raise ModelError(f"{where}: dtype {excerpt(str(dtype))} is not float32 or float64")
+    if tuple(shape) != want:
+        raise ModelError(f"{where} has shape {excerpt(tuple(shape))}, config expects {want}")
+
+
+def _read_into(member, out: np.ndarray, where: str) -> None:
+    """Fill the bytes `out` from `member`, a chunk at a time (no second copy of the array)."""
+    done = 0
+    while done < len(out):
+        chunk = member.read(min(_CHUNK, len(out) - done))
+        if not chunk:
+            raise ModelError(f"{where}: corrupt or truncated weights (data ends early)")
+        out[done : done + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        done += len(chunk)
+    if member.read(1):
+        raise ModelError(f"{where}: its size does not match its header")
+
+
+def _check_members(path: Path, keys: set[str], members: int, version: int) -> None:
+    """The member{k}. arrays must be those of the members 2..N in meta.json (none in format 1)."""
+    found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, keys) if m})
+    held = ", ".join(f"member{k}" for k in found[:5]) + (", ..." if len(found) > 5 else "")
+    held = held or "none"
+    if version < 2 and (members > 1 or found):
+        raise ModelError(
+            f"{path}: format_version {version} is one model, but meta.json records {members} "
+            f"member(s) and the weights hold member arrays: {held}"
+        )
+    if found != list(range(1, members)):
+        raise ModelError(
+            f"{path}: meta.json records {members} member(s), but the weights hold "
+            f"{1 + len(found)} (member arrays: {held})"
+        )
+
+
+def _expected_shapes(shape: ModelShape) -> dict[str, tuple[int, ...]]:
+    """Every parameter's shape (probed on a one-word model: _read_shape bounded its size)."""
+    probe = WindowClassifier.initialise(
+        ModelShape(**{**asdict(shape), "vocab_size": 1}), np.random.default_rng(0)
+    )
+    out = {k: t.shape for k, t in probe.params.items()}
+    out["E"] = (shape.vocab_size, shape.embedding_dim)
+    return out

@@ -665,3 +665,18 @@ def test_run_train_keeps_going_when_its_reader_leaves(tmp_path: Path) -> None:
     ]
     assert epochs == [1, 2, 3, 4]  # it trained to the end after `head` left
     assert (out / "model" / "meta.json").is_file()
+
+
+def test_resume_refuses_an_edited_run_config(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    config = out / "config.yaml"
+    assert "  lr: 0.03\n" in config.read_text()
+    config.write_text(config.read_text().replace("  lr: 0.03\n", "  lr: 0.1\n"))
+    before = _snapshot(out)
+    result = invoke(["train", "--resume", out])
+    line = assert_user_error(result, "train.lr is 0.1", "trained with 0.03", "own config")
+    assert str(config) in line
+    assert _snapshot(out) == before

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from nerwin.config import Config, config_from_dict, config_to_dict, load_config
+from nerwin.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from nerwin.data.conll import Corpus, location_labels
 from nerwin.engine.blas import blas_threads, limited, limited_iterator
 from nerwin.errors import ConfigError, ModelError, NerwinError
@@ -70,10 +69,7 @@ def read_config(
     ]
     if isinstance(config, Config):
         raw = config_to_dict(config)
-        for item in items:
-            key, _, value = item.partition("=")
-            section, _, name = key.partition(".")
-            raw.setdefault(section, {})[name] = yaml.safe_load(value)
+        apply_overrides(raw, items)
         return config_from_dict(raw, "config")
     if config is not None and not isinstance(config, str | Path):
         raise TypeError(

@@ -19,7 +19,7 @@ from nerwin.errors import ConfigError
 from nerwin.files.paths import PATH_VARIABLE, expand_variables, path_variable
 from nerwin.files.typed import build_dataclass, describe, short
 from nerwin.files.yamlfile import VALUE_ERRORS as YAML_VALUE_ERRORS
-from nerwin.files.yamlfile import YamlFileError, read_sections
+from nerwin.files.yamlfile import TooLarge, YamlFileError, load_text, read_sections
 
 SCHEME_NAMES = ("auto", "IOB1", "IOB2", "BIO", "IOBES", "BIOES", "BILOU", "IO")
 MAX_WINDOW = 101  # sane upper bounds, checked before any memory is taken
@@ -188,10 +188,15 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     raw: dict[str, Any] = {}
     if path is not None:
         raw = _read_yaml(Path(path))
+    apply_overrides(raw, overrides)
+    return config_from_dict(raw, source=str(path) if path else "config")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Set each `key=value` (the value read as YAML, bounded) in the nested dict `raw`."""
     for item in overrides:
         key, value = _parse_override(item)
         _set_dotted(raw, key, value)
-    return config_from_dict(raw, source=str(path) if path else "config")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
@@ -282,7 +287,9 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"override {item!r}: expected key=value, e.g. train.lr=0.1")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_text(text) if text.strip() else None
+    except TooLarge as err:
+        raise ConfigError(f"override {key.strip()}: {err.problem}") from None
     except (yaml.YAMLError, *YAML_VALUE_ERRORS):
         value = text
     return key.strip(), value

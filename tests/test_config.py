@@ -365,3 +365,13 @@ def test_config_tune_threshold_needs_dev() -> None:
 def test_config_error_never_prints_a_huge_value() -> None:
     message = _error(overrides=("data.scheme=[" + ",".join(["x"] * 100_000) + "]",))
     assert len(message) < 300, message[:300]
+
+
+def test_config_override_alias_bomb_is_refused() -> None:
+    levels = ["&a [x,x,x,x,x,x,x,x,x]"] + [
+        f"&{n} [{','.join([f'*{p}'] * 9)}]" for p, n in zip("abcd", "bcde")
+    ]
+    bomb = "[" + ", ".join(levels) + "]"  # 9**5 = 59,049 values from ~170 bytes
+
+    message = _error(overrides=(f"data.location_types={bomb}",))
+    assert message.startswith("override data.location_types:") and len(message) < 300

@@ -25,6 +25,10 @@ from nerwin.errors import DataError
 DOCSTART = "-DOCSTART-"
 
 
+MAX_CORPUS_BYTES = 2 << 30  # a corpus file larger than this (2 GiB) is refused
+READ_CHUNK = 1 << 24  # bytes read at a time (16 MiB)
+
+
 @dataclass(frozen=True)
 class Sentence:
     """One sentence: words, gold tags (empty if untagged), raw columns, first line (1-based)."""
@@ -91,19 +95,32 @@ def read_conll(
 
 
 def _read_text(path: Path) -> str:
-    """The file as UTF-8 text without BOM; a NUL byte or bad UTF-8 raises DataError at its line."""
+    """The file as UTF-8 text without BOM; a NUL byte or bad UTF-8 raises DataError at its line.
+
+    Read in chunks, so a device or an endless pipe given as a corpus (/dev/zero) is refused at
+    its first NUL byte, or past MAX_CORPUS_BYTES, before its memory is taken.
+    """
+    parts, total, lines = [], 0, 0
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                nul = chunk.find(b"\x00")
+                if nul >= 0:
+                    line = lines + chunk.count(b"\n", 0, nul) + 1
+                    raise DataError("contains a NUL byte (binary file?)", path, line)
+                total += len(chunk)
+                if total > MAX_CORPUS_BYTES:
+                    raise DataError(f"larger than {MAX_CORPUS_BYTES >> 30} GiB; split it", path)
+                lines += chunk.count(b"\n")
+                parts.append(chunk)
     except FileNotFoundError:
         raise DataError("file not found", path) from None
     except IsADirectoryError:
         raise DataError("is a directory, expected a CoNLL file", path) from None
     except OSError as err:
         raise DataError(f"cannot read the file ({err.strerror})", path) from None
-    data = data.removeprefix(codecs.BOM_UTF8)
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataError("contains a NUL byte (binary file?)", path, data.count(b"\n", 0, nul) + 1)
+    data = b"".join(parts).removeprefix(codecs.BOM_UTF8)
+    del parts
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -228,3 +228,15 @@ def test_conll_reads_conll2003_train(shared_conll):
     assert corpus.n_tokens == 203_621 and corpus.scheme == "IOB2"
     assert isinstance(corpus, Corpus) and len(corpus.sentences[0].columns[0]) == 4
     assert elapsed < 5.0, f"reading train took {elapsed:.2f}s"
+
+
+def test_conll_endless_device_is_refused_at_once() -> None:
+    import resource
+    import time
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(DataError, match="/dev/zero:1: contains a NUL byte"):
+        read_conll("/dev/zero")
+    assert time.perf_counter() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB

@@ -18,7 +18,13 @@ from nerwin.errors import TrainingDiverged
 from nerwin.metrics import Scores
 from nerwin.model.classifier import AuxTargets, Dropout, WindowClassifier
 from nerwin.model.sgd import SGD
-from nerwin.training.diagnostics import SAMPLE_EVERY, Diagnostics, GradientMonitor, diagnose
+from nerwin.training.diagnostics import (
+    SAMPLE_EVERY,
+    Diagnostics,
+    GradientMonitor,
+    dev_drop_warning,
+    diagnose,
+)
 
 PROGRESS_EVERY = 64  # batches between progress updates
 
@@ -225,7 +231,7 @@ def train_epochs(
     monitor = GradientMonitor() if hooks.probe is not None else None
     learner = Learner(model, SGD(model.params, cfg.lr, {"E": cfg.embedding_lr_scale}), cfg, monitor)
     state = state or TrainState()
-    diagnostics = None
+    diagnostics, last_f1 = None, None
     for epoch in range(state.epoch, cfg.epochs + 1):
         if state.rng_state is not None:
             rng.bit_generator.state = state.rng_state
@@ -234,10 +240,15 @@ def train_epochs(
         started, first_step = time.perf_counter(), state.step
         loss = run_epoch(learner, data, rng, state, hooks)
         seconds = time.perf_counter() - started
+        earlier = diagnostics
         if hooks.probe is not None:
             diagnostics = diagnose(model, monitor, *hooks.probe, previous=diagnostics)
         scores = hooks.evaluate(model) if hooks.evaluate else None
         f1 = scores.entity.f1 if scores else -float(loss)
+        drop = dev_drop_warning(last_f1, f1, diagnostics, earlier) if scores else None
+        if drop and diagnostics is not None:
+            diagnostics.warnings.append(drop)
+        last_f1 = f1
         best = state.best_f1 is None or f1 > state.best_f1
         best_f1, since_best = (f1, 0) if best else (state.best_f1, state.since_best + 1)
         stop = since_best >= cfg.patience or epoch == cfg.epochs

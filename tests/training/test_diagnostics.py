@@ -89,3 +89,16 @@ def test_diagnostics_unit_fractions_only_where_meaningful(
     diag = diagnose(model, _monitor_after_step(model, sample, labels, 0.01), sample, labels)
     assert diag.dead_fraction is None
     assert (diag.saturated_fraction is None) == (activation == "gelu")
+
+
+def test_diagnostics_dev_drop_warning_names_the_fall_and_the_score_shift() -> None:
+    from nerwin.training.diagnostics import Diagnostics, dev_drop_warning
+
+    def diag(p90: float) -> Diagnostics:
+        return Diagnostics({}, {}, 0.0, None, {"negative": {"p90": p90}})
+
+    text = dev_drop_warning(0.932, 0.629, diag(-4.9), diag(-11.5))
+    assert "dev F1 fell 30.3 points (93.20 -> 62.90)" in text
+    assert "p90 -11.5 -> -4.9" in text and "lower train.lr" in text
+    assert dev_drop_warning(0.932, 0.90, diag(-4.9), diag(-11.5)) is None  # 3.2 points: noise
+    assert dev_drop_warning(None, 0.5, None, None) is None

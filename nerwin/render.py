@@ -42,20 +42,38 @@ class TqdmProgress:
             self.bar = None
 
 
+_stdout_failed = False  # set once stdout could not be written: print nothing more
+
+
 def echo(line: str) -> None:
     """Print a result line to stdout; once its reader has gone (a closed pipe), print nothing."""
+    global _stdout_failed
+    if _stdout_failed:
+        return
     try:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
     except BrokenPipeError:
+        _stdout_failed = True
         silence_stdout()
+    except OSError as err:  # a full disk: say so once, and the run goes on
+        _stdout_failed = True
+        silence_stdout()
+        print(
+            f"warning: cannot write to stdout ({err.strerror or err}); training goes on, "
+            "its results are in the run folder",
+            file=sys.stderr,
+        )
 
 
 def silence_stdout() -> None:
     """Send the rest of stdout to /dev/null (the reader left, e.g. `| head -1`), quietly."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor to point elsewhere
+        pass
 
 
 def progress_bar(unit: str, disable: bool | None = None) -> tqdm:

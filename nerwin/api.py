@@ -291,8 +291,10 @@ def gradcheck(
     eps: float = 1e-4,
     tol: float = 1e-6,
     seed: int = 0,
+    data: str | Path | None = None,
 ) -> GradcheckReport:
-    """Check every op, the configured model shape, and optionally a trained model, in float64."""
+    """Check every op, the configured model shape, and optionally a trained model (on windows
+    of `data`, else of random ids), in float64."""
     from nerwin.engine.opcases import KINK_MARGIN, OP_CASES, check_op
     from nerwin.model.checks import (
         check_model,
@@ -321,30 +323,54 @@ def gradcheck(
         )
     )
     if model_dir is not None:
-        results, note = _check_trained(model_dir, rng, eps, tol)
+        results, note = _check_trained(model_dir, rng, eps, tol, data)
         report.sections.append((f"trained model {model_dir}", results))
         report.notes.append(note)
     return report
 
 
+def _random_windows(tagger: Tagger, rng: np.random.Generator, n: int):
+    """n windows of random ids of the model's own tables, with random 0/1 labels."""
+    from nerwin.data.encode import WindowData
+
+    shape, w = tagger.model.shape, tagger.model.shape.window
+    words = rng.integers(0, shape.vocab_size, (n, w))
+    caps = rng.integers(0, shape.n_caps, (n, w)) if shape.caps_dim else None
+    extra = {name: rng.integers(0, rows, (n, w)) for name, rows, _ in shape.extra}
+    labels = rng.integers(0, 2, n).astype(np.float64)
+    return WindowData(words, caps, np.array([n]), extra), labels
+
+
 def _check_trained(
-    model_dir: str | Path, rng: np.random.Generator, eps: float, tol: float
+    model_dir: str | Path,
+    rng: np.random.Generator,
+    eps: float,
+    tol: float,
+    data: str | Path | None = None,
 ) -> tuple[list, str]:
-    """Gradients of a trained model on windows of its own training data, away from kinks."""
+    """Gradients of a trained model, away from kinks, on windows of `data` (a CoNLL file) or,
+    without it, on windows of random ids of its own vocabulary: a model folder is untrusted
+    input, so the paths its config.yaml names are never read."""
     from nerwin.model.checks import check_model, check_model_by_hand, smooth_windows
 
-    tagger, config, _ = load_model(model_dir)
-    corpus = read_corpus(config.data.train, config)
-    picked = rng.choice(len(corpus.sentences), size=min(200, len(corpus.sentences)), replace=False)
-    sub = Corpus(corpus.path, tuple(corpus.sentences[i] for i in sorted(picked)), corpus.scheme)
-    windows = tagger.encode([s.words for s in sub.sentences])
-    labels = location_labels(sub, config.data.location_types).astype(np.float64)
+    tagger, config, _ = load_tagger(model_dir)
+    if data is not None:
+        corpus = read_corpus(str(data), config)
+        size = min(200, len(corpus.sentences))
+        picked = sorted(rng.choice(len(corpus.sentences), size=size, replace=False))
+        sub = Corpus(corpus.path, tuple(corpus.sentences[i] for i in picked), corpus.scheme)
+        windows = tagger.encode([s.words for s in sub.sentences])
+        labels = location_labels(sub, config.data.location_types).astype(np.float64)
+        source = str(data)
+    else:
+        windows, labels = _random_windows(tagger, rng, 200)
+        source = "random ids of its vocabulary"
     results, kept = [], []
     for k, model in enumerate(tagger.models, start=1):  # every member of an ensemble
         keep = smooth_windows(model, windows.words, windows.caps, 10 * eps, windows.extra)[:8]
         if len(keep) == 0:
             raise NerwinError(
-                f"{model_dir}: no training window keeps every pre-activation {10 * eps:g} "
+                f"{model_dir}: no window keeps every pre-activation {10 * eps:g} "
                 "from a kink; try a smaller --eps"
             )
         words, caps = windows.words[keep], None if windows.caps is None else windows.caps[keep]
@@ -357,7 +383,7 @@ def _check_trained(
         results += found
         kept.append(len(keep))
     note = (
-        f"trained model: {' + '.join(map(str, kept))} windows from {config.data.train} whose "
+        f"trained model: {' + '.join(map(str, kept))} windows from {source} whose "
         f"pre-activations are >= {10 * eps:g} from any kink"
     )
     return results, note

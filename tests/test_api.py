@@ -222,3 +222,21 @@ def test_api_evaluate_location_types_and_a_file_without_them(
         ["evaluate", "--model", run.model, "--data", DEV, "--location-types", "ORG,LOC"]
     )
     assert_ok(result)
+
+
+def test_api_gradcheck_of_a_model_reads_nothing_its_config_names(
+    run: TrainedRun, tmp_path: Path
+) -> None:
+    import shutil
+
+    import yaml
+
+    model = tmp_path / "model"
+    shutil.copytree(run.model, model)
+    config = yaml.safe_load((model / "config.yaml").read_text())
+    config["data"]["train"] = str(tmp_path / "secret.txt")  # a path the folder points at
+    (model / "config.yaml").write_text(yaml.safe_dump(config))
+    report = api.gradcheck(model_dir=model)
+    assert report.ok and "random ids of its vocabulary" in " ".join(report.notes)
+    with_data = api.gradcheck(model_dir=model, data=TRAIN)
+    assert with_data.ok and str(TRAIN) in " ".join(with_data.notes)

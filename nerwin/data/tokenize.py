@@ -174,11 +174,29 @@ SENTENCE_STARTERS = frozenset(
 )
 _CLOSERS = frozenset("\"'”’»)]}")
 _OPENERS = frozenset("\"'“‘«([{¿¡")
+_TERMINATORS = frozenset(".!?…。！？")  # the one-character tokens of kind "term"
 _MID, _AFTER_TERMINATOR, _AFTER_ABBREVIATION = 0, 1, 2
+
+# Speed. A run of non-space characters (a chunk) never shares a token with another run, and the
+# lookarounds of _TOKEN see a space and the end of the text alike, so each chunk is tokenized on
+# its own. Most chunks are one token (Paris , Kong-based 3.5): those skip _TOKEN and its match
+# objects, and their tokens are made without the frozen dataclass __init__ (3x slower).
+_SPACE = re.compile(r"\s")
+_one_word = re.compile(rf"{_W}++(?:{_JOIN}{_W}++)*+").fullmatch  # the chunk is one plain word
+_word_before_clitic = re.compile(r"[^\W_]++(?=['’](?i:s|re|ve|ll|d|m|t)\Z)").match  # Paris's
+_WINDOW = 1 << 16  # characters split into chunks at once (longer paragraphs: cut at a space)
+_new = object.__new__  # with the slot setters below: a Token without its __init__ (see _token)
+_set_text, _set_start, _set_end = Token.text.__set__, Token.start.__set__, Token.end.__set__
 
 
 def tokenize(text: str) -> list[list[Token]]:
     """Split text into sentences of tokens; [] for empty or whitespace-only text."""
+    if len(text) <= _WINDOW and text.isprintable():  # one line: its only spaces are " "
+        out: list[list[Token]] = []
+        sentence, _ = _scan(text, text.split(" "), 0, out, [], _MID)
+        if sentence:
+            out.append(sentence)
+        return out
     return list(iter_sentences(text))
 
 
@@ -193,8 +211,106 @@ def iter_sentences(text: str) -> Iterator[list[Token]]:
 
 def _split_paragraph(text: str, pos: int, endpos: int) -> Iterator[list[Token]]:
     """Yield the sentences of text[pos:endpos], a span with no blank line inside."""
+    out: list[list[Token]] = []
     sentence: list[Token] = []
     ending = _MID
+    while pos < endpos:
+        cut = endpos
+        if endpos - pos > _WINDOW and (space := _SPACE.search(text, pos + _WINDOW, endpos)):
+            cut = space.start()
+        window = text[pos:cut]
+        chunks = window.split(" ") if window.isprintable() else _SPACE.split(window)
+        sentence, ending = _scan(text, chunks, pos, out, sentence, ending)
+        yield from out
+        out.clear()
+        pos = cut
+    if sentence:
+        yield sentence
+
+
+def _scan(
+    text: str,
+    chunks: list[str],
+    pos: int,
+    out: list[list[Token]],
+    sentence: list[Token],
+    ending: int,
+) -> tuple[list[Token], int]:
+    """Add the tokens of chunks (text from pos, no paragraph break inside, split at each space
+    character) to the open sentence, moving each finished sentence to out; return the open
+    sentence and the ending state."""
+    new, set_text, set_start, set_end, one_word = _new, _set_text, _set_start, _set_end, _one_word
+    append = sentence.append
+    e = pos - 1
+    for chunk in chunks:  # "" between two spaces
+        s = e + 1
+        e = s + len(chunk)
+        term = False
+        if not chunk.isalnum():
+            if e - s == 1:  # one symbol
+                term = chunk in _TERMINATORS
+            elif s == e:
+                continue
+            elif one_word(chunk) is None:  # several tokens
+                sentence, ending = _scan_chunk(text, chunk, s, out, sentence, ending)
+                append = sentence.append
+                continue
+        if ending:  # the chunk follows a space
+            if sentence and _opens_sentence(chunk, ending):
+                out.append(sentence)
+                sentence = []
+                append = sentence.append
+            ending = _MID
+        token = new(Token)
+        set_text(token, chunk)
+        set_start(token, s)
+        set_end(token, e)
+        append(token)
+        if term:
+            ending = _AFTER_TERMINATOR
+    return sentence, ending
+
+
+def _scan_chunk(
+    text: str,
+    chunk: str,
+    pos: int,
+    out: list[list[Token]],
+    sentence: list[Token],
+    ending: int,
+) -> tuple[list[Token], int]:
+    """_scan for one chunk at text[pos:] of 2+ characters, neither alphanumeric nor one word:
+    where all but its last (or first) character are alphanumeric, that character is no word
+    character and a token (Paris, (Paris) or a period (Paris. Mr.); a clitic may end a word
+    (Paris's); other chunks go match by match."""
+    end = pos + len(chunk)
+    clitic = None
+    if chunk[:-1].isalnum():  # Paris, Paris. 5% Joneses': word | symbol
+        cut = end - 1
+    elif chunk[0] not in "'’" and chunk[1:].isalnum():  # (Paris $5: symbol | word
+        cut = pos + 1
+    elif clitic := _word_before_clitic(chunk):  # Paris's don't we'll: word | clitic
+        cut = pos + clitic.end()
+    else:
+        return _scan_matches(text, pos, end, out, sentence, ending)
+    first = text[pos:cut]  # opens a sentence as the first match would (Mr. as Mr)
+    if ending and sentence and _opens_sentence(first, ending):
+        out.append(sentence)
+        sentence = []
+    if text[cut] == ".":  # Mr. Paris. one match: a word and its period
+        return sentence, _add_period_word(text, pos, end, sentence)
+    sentence.append(_token(first, pos, cut))
+    if clitic:
+        _add_clitic(text, cut, end, sentence)
+        return sentence, _MID
+    sentence.append(_token(text[cut:end], cut, end))
+    return sentence, _AFTER_TERMINATOR if text[cut] in _TERMINATORS else _MID
+
+
+def _scan_matches(
+    text: str, pos: int, endpos: int, out: list[list[Token]], sentence: list[Token], ending: int
+) -> tuple[list[Token], int]:
+    """_scan_chunk for any chunk text[pos:endpos], match by match."""
     prev_end = -1
     for m in _TOKEN.finditer(text, pos, endpos):
         s, e = m.span()
@@ -202,23 +318,31 @@ def _split_paragraph(text: str, pos: int, endpos: int) -> Iterator[list[Token]]:
         if ending:
             if s > prev_end:  # the gap is whitespace: every other character is in some token
                 if sentence and _opens_sentence(text[s:e], ending):
-                    yield sentence
+                    out.append(sentence)
                     sentence = []
                 ending = _MID
             elif kind != "term" and text[s:e] not in _CLOSERS:
                 ending = _MID
         prev_end = e
         if kind is None:
-            sentence.append(Token(text[s:e], s, e))
+            sentence.append(_token(text[s:e], s, e))
         elif kind == "term":
-            sentence.append(Token(text[s:e], s, e))
+            sentence.append(_token(text[s:e], s, e))
             ending = ending or _AFTER_TERMINATOR
         elif kind == "abbr":
             ending = _add_period_word(text, s, e, sentence)
         else:
             _add_clitic(text, s, e, sentence)
-    if sentence:
-        yield sentence
+    return sentence, ending
+
+
+def _token(text: str, start: int, end: int) -> Token:
+    """Token(text, start, end), without the frozen dataclass __init__."""
+    token = _new(Token)
+    _set_text(token, text)
+    _set_start(token, start)
+    _set_end(token, end)
+    return token
 
 
 def _opens_sentence(word: str, ending: int) -> bool:
@@ -233,10 +357,10 @@ def _add_period_word(text: str, s: int, e: int, sentence: list[Token]) -> int:
     """Append word + period as one token (Mr. U.S. J.) or as two; return the ending state."""
     stem = text[s : e - 1]
     if _is_abbreviation(stem):
-        sentence.append(Token(text[s:e], s, e))
+        sentence.append(_token(text[s:e], s, e))
         return _AFTER_ABBREVIATION
-    sentence.append(Token(stem, s, e - 1))
-    sentence.append(Token(".", e - 1, e))
+    sentence.append(_token(stem, s, e - 1))
+    sentence.append(_token(".", e - 1, e))
     return _AFTER_TERMINATOR
 
 
@@ -254,11 +378,11 @@ def _add_clitic(text: str, s: int, e: int, sentence: list[Token]) -> None:
     prev = sentence[-1] if sentence else None
     is_nt = e - s == 2 and text[s + 1] in "tT" and text[s - 1 : s] in ("n", "N")
     if not is_nt or prev is None or prev.end != s:
-        sentence.append(Token(text[s:e], s, e))
+        sentence.append(_token(text[s:e], s, e))
         return
     n = s - 1
     if prev.start == n:
         sentence.pop()
     else:
-        sentence[-1] = Token(text[prev.start : n], prev.start, n)
-    sentence.append(Token(text[n:e], n, e))
+        sentence[-1] = _token(text[prev.start : n], prev.start, n)
+    sentence.append(_token(text[n:e], n, e))

@@ -120,6 +120,26 @@ def test_tokenize_token_is_frozen() -> None:
         tok.text = "b"  # type: ignore[misc]
 
 
+def test_tokenize_tokens_are_ordinary_tokens() -> None:
+    """Tokens made without Token.__init__ are frozen, compare, hash and print as made ones."""
+    tokens = [tok for sentence in tokenize("Paris, (Rome) Mr. Li's") for tok in sentence]
+    made = [Token(t, s, e) for t, s, e in [("Paris", 0, 5), (",", 5, 6), ("(", 7, 8)]]
+    assert tokens[:3] == made and list(map(hash, tokens[:3])) == list(map(hash, made))
+    assert repr(tokens[0]) == "Token(text='Paris', start=0, end=5)"
+    with pytest.raises(AttributeError):
+        tokens[0].text = "b"  # type: ignore[misc]
+
+
+def test_tokenize_long_paragraph_is_split_at_spaces() -> None:
+    """Paragraphs over 65,536 characters are read a window at a time, cut at a space."""
+    unit = "Mr. Smith went to Washington. He left (again).  "
+    text = unit * (200_000 // len(unit))
+    got = tokenize(text)
+    assert len(got) == 2 * (200_000 // len(unit))
+    assert [tok.text for tok in got[-2] + got[-1]] == words(unit)
+    assert_offsets(text)
+
+
 def test_tokenize_iter_sentences_matches_tokenize() -> None:
     text = "Mr. Smith went to Washington. He left.\n\nThe U.S. economy grew. Prices fell!"
     stream = iter_sentences(text)

@@ -1,0 +1,265 @@
+"""Frozen copy of nerwin/data/tokenize.py before its speed rewrite: the reference that
+test_tokenize_equivalence.py compares every token and offset against. Do not edit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token: text == source[start:end]."""
+
+    text: str
+    start: int
+    end: int
+
+
+# Word characters: \w plus combining marks and joiners (decomposed accents, Indic vowel signs).
+_W = (
+    r"[\w\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u0900-\u0dff"
+    r"\u200c\u200d\u20d0-\u20ff\ufe00-\ufe0f]"
+)
+_CLITIC = r"['’](?i:s|re|ve|ll|d|m|t)(?!\w)"
+# Inside a word: - . & an apostrophe that starts no clitic, and , : / between digits.
+_JOIN = r"(?:[-.&]|['’](?!(?i:s|re|ve|ll|d|m|t)(?!\w))|(?<=\d)[,:/](?=\d))"
+_NO_URL_END = r"""[^\s<>"“”.,;:!?'’)\]}]"""
+
+# One finditer pass; words come second because most tokens are words. Every quantifier that could
+# fail after a long scan is possessive, so a 1 MB line without spaces tokenizes in linear time.
+# Every non-space character lands in exactly one token.
+_TOKEN = re.compile(
+    rf"""
+    (?:https?://|www\.)[^\s<>"“”]*{_NO_URL_END}  # URL without trailing punctuation
+  | {_W}++(?:{_JOIN}{_W}++)*+                    # word, number: Kong-based 1,000 3.5 O'Brien U.S
+    (?:@[\w-]++(?:\.[\w-]++)++)?                 #   @example.org: an e-mail address
+    (?P<abbr>\.(?![\w.]))?                       #   Mr. U.S. or a sentence end (_add_period_word)
+  | (?P<clitic>{_CLITIC})                       # 's 're 've 'll 'd 'm 't
+  | (?P<term>\.{{2,}}+|[.!?…。！？])              # sentence terminators, ellipsis included
+  | -{{2,}}+                                     # double dash
+  | [^\w\s]                                     # any other single symbol
+    """,
+    re.VERBOSE,
+)
+_ACRONYM = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
+_PARAGRAPH = re.compile(r"\n[^\S\n]*+\n|\u2029")
+
+# Kept whole with their period (case-sensitive; an all-caps stem is looked up title-cased).
+ABBREVIATIONS = frozenset(
+    [
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Dr",
+        "Prof",
+        "Sr",
+        "Jr",
+        "St",
+        "Mt",
+        "Ft",
+        "Gen",
+        "Col",
+        "Lt",
+        "Capt",
+        "Sgt",
+        "Maj",
+        "Adm",
+        "Cmdr",
+        "Gov",
+        "Sen",
+        "Rep",
+        "Rev",
+        "Hon",
+        "Pres",
+        "Supt",
+        "Inc",
+        "Corp",
+        "Co",
+        "Ltd",
+        "Bros",
+        "Messrs",
+        "Ave",
+        "Blvd",
+        "Rd",
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "Aug",
+        "Sep",
+        "Sept",
+        "Oct",
+        "Nov",
+        "Dec",
+        "Ala",
+        "Ariz",
+        "Ark",
+        "Calif",
+        "Colo",
+        "Conn",
+        "Fla",
+        "Ga",
+        "Kan",
+        "Ky",
+        "Md",
+        "Mich",
+        "Minn",
+        "Mo",
+        "Mont",
+        "Neb",
+        "Nev",
+        "Okla",
+        "Ore",
+        "Penn",
+        "Tenn",
+        "Tex",
+        "Va",
+        "Vt",
+        "Wis",
+        "Wyo",
+        "vs",
+        "etc",
+        "approx",
+        "dept",
+        "fig",
+        "vol",
+        "eds",
+        "al",
+        "cf",
+        "ca",
+    ]
+)
+# After an abbreviation a sentence ends only before one of these (St. Louis; Acme Corp. The firm).
+SENTENCE_STARTERS = frozenset(
+    [
+        "The",
+        "This",
+        "That",
+        "These",
+        "Those",
+        "There",
+        "Then",
+        "He",
+        "She",
+        "It",
+        "They",
+        "We",
+        "You",
+        "His",
+        "Her",
+        "Its",
+        "Their",
+        "Our",
+        "My",
+        "But",
+        "And",
+        "However",
+        "Meanwhile",
+        "In",
+        "On",
+        "At",
+        "After",
+        "Before",
+        "When",
+        "While",
+        "If",
+        "As",
+        "Some",
+        "Many",
+        "Most",
+        "No",
+        "One",
+    ]
+)
+_CLOSERS = frozenset("\"'”’»)]}")
+_OPENERS = frozenset("\"'“‘«([{¿¡")
+_MID, _AFTER_TERMINATOR, _AFTER_ABBREVIATION = 0, 1, 2
+
+
+def tokenize(text: str) -> list[list[Token]]:
+    """Split text into sentences of tokens; [] for empty or whitespace-only text."""
+    return list(iter_sentences(text))
+
+
+def iter_sentences(text: str) -> Iterator[list[Token]]:
+    """Yield the sentences of text one at a time, each a non-empty list of tokens."""
+    start = 0
+    for brk in _PARAGRAPH.finditer(text):
+        yield from _split_paragraph(text, start, brk.start())
+        start = brk.end()
+    yield from _split_paragraph(text, start, len(text))
+
+
+def _split_paragraph(text: str, pos: int, endpos: int) -> Iterator[list[Token]]:
+    """Yield the sentences of text[pos:endpos], a span with no blank line inside."""
+    sentence: list[Token] = []
+    ending = _MID
+    prev_end = -1
+    for m in _TOKEN.finditer(text, pos, endpos):
+        s, e = m.span()
+        kind = m.lastgroup
+        if ending:
+            if s > prev_end:  # the gap is whitespace: every other character is in some token
+                if sentence and _opens_sentence(text[s:e], ending):
+                    yield sentence
+                    sentence = []
+                ending = _MID
+            elif kind != "term" and text[s:e] not in _CLOSERS:
+                ending = _MID
+        prev_end = e
+        if kind is None:
+            sentence.append(Token(text[s:e], s, e))
+        elif kind == "term":
+            sentence.append(Token(text[s:e], s, e))
+            ending = ending or _AFTER_TERMINATOR
+        elif kind == "abbr":
+            ending = _add_period_word(text, s, e, sentence)
+        else:
+            _add_clitic(text, s, e, sentence)
+    if sentence:
+        yield sentence
+
+
+def _opens_sentence(word: str, ending: int) -> bool:
+    """True if word, after whitespace, opens a sentence (only a starter after an abbreviation)."""
+    if ending == _AFTER_ABBREVIATION:
+        return word.rstrip(".") in SENTENCE_STARTERS
+    first = word[0]
+    return first in _OPENERS or first.isdigit() or (first.isalpha() and not first.islower())
+
+
+def _add_period_word(text: str, s: int, e: int, sentence: list[Token]) -> int:
+    """Append word + period as one token (Mr. U.S. J.) or as two; return the ending state."""
+    stem = text[s : e - 1]
+    if _is_abbreviation(stem):
+        sentence.append(Token(text[s:e], s, e))
+        return _AFTER_ABBREVIATION
+    sentence.append(Token(stem, s, e - 1))
+    sentence.append(Token(".", e - 1, e))
+    return _AFTER_TERMINATOR
+
+
+def _is_abbreviation(stem: str) -> bool:
+    """True for known abbreviations (Mr, Inc, ST), capital initials (J) and acronyms (U.S, e.g)."""
+    if len(stem) == 1:
+        return stem.isupper()
+    if stem in ABBREVIATIONS or (stem.isupper() and stem.title() in ABBREVIATIONS):
+        return True
+    return "." in stem and _ACRONYM.fullmatch(stem) is not None
+
+
+def _add_clitic(text: str, s: int, e: int, sentence: list[Token]) -> None:
+    """Append a clitic ('s, 'll); don + 't becomes do + n't, taking the n from the last token."""
+    prev = sentence[-1] if sentence else None
+    is_nt = e - s == 2 and text[s + 1] in "tT" and text[s - 1 : s] in ("n", "N")
+    if not is_nt or prev is None or prev.end != s:
+        sentence.append(Token(text[s:e], s, e))
+        return
+    n = s - 1
+    if prev.start == n:
+        sentence.pop()
+    else:
+        sentence[-1] = Token(text[prev.start : n], prev.start, n)
+    sentence.append(Token(text[n:e], n, e))

@@ -12,8 +12,9 @@ open handle of the folder, so all of them come from the same save. Sizes are che
 memory is taken: every file has an upper bound (LIMITS); meta.json's fields are checked and its
 sizes bounded (nerwin.model.metafile) and must agree with vocab.txt and features.json;
 weights.npz's arrays are read under their expected names only, each header checked before its
-data is read (nerwin.model.weightsfile). Every problem is one ModelError line naming the file
-and the field; file contents appear only as a short, escaped excerpt.
+data is read; an ensemble's members after the first store only the rows of E that differ from
+the first member's (format 3; nerwin.model.weightsfile). Every problem is one ModelError line
+naming the file and the field; file contents appear only as a short, escaped excerpt.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.metafile import FORMAT_VERSION, excerpt, read_meta, read_shape, shape_dict
 from nerwin.model.tagger import Tagger
 from nerwin.model.vocabfile import VOCAB_ESCAPED, read_vocab, vocab_text
-from nerwin.model.weightsfile import MEMBER_PREFIX, read_weights
+from nerwin.model.weightsfile import (
+    MEMBER_PREFIX,
+    ROWS,
+    SHARED_ROWS,
+    VALUES,
+    read_weights,
+    shared_rows,
+)
 
 __all__ = [
     "FILES",
@@ -111,7 +119,7 @@ def _write_files(
     members = len(tagger.models)
     meta = {
         **(extra or {}),
-        "format_version": 2 if members > 1 else 1,
+        "format_version": SHARED_ROWS if members > 1 else 1,  # format 1 for older nerwin
         "nerwin_version": __version__,
         "threshold": tagger.threshold,
         "shape": shape_dict(tagger.model.shape),
@@ -281,8 +289,13 @@ def _read_features(data: bytes | None, path: Path, shape: ModelShape) -> dict[st
 
 
 def _all_arrays(tagger: Tagger) -> dict[str, np.ndarray]:
-    """Every member's parameters: the first under plain names, member k under member{k}.NAME."""
+    """Every member's parameters: the first under plain names, member k under member{k}.NAME,
+    its E as the rows that differ from the first member's (member{k}.E.rows and .values)."""
     arrays = dict(tagger.model.arrays())
     for k, member in enumerate(tagger.members, start=1):
-        arrays.update({MEMBER_PREFIX.format(k) + name: a for name, a in member.arrays().items()})
+        prefix = MEMBER_PREFIX.format(k)
+        own = dict(member.arrays())
+        rows, values = shared_rows(arrays["E"], own.pop("E"))
+        arrays.update({prefix + name: a for name, a in own.items()})
+        arrays.update({prefix + ROWS: rows, prefix + VALUES: values})
     return arrays

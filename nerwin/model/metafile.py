@@ -20,7 +20,9 @@ from nerwin.data.vocab import SPECIALS
 from nerwin.errors import ModelError
 from nerwin.model.classifier import ModelShape
 
-FORMAT_VERSION = 2  # 2 added ensembles (meta "members" > 1); a single model is still written as 1
+# 2 added ensembles (meta "members" > 1); 3 stores members 2..N's E as the rows that differ from
+# member 1's (an ensemble is written as 3, a single model still as 1)
+FORMAT_VERSION = 3
 MAX_SIZE = 1 << 16  # largest vector size or hidden layer width
 MAX_WINDOW = 999
 MAX_LAYERS = 64

@@ -65,12 +65,65 @@ def _unescape(word: str) -> str:
 
 
 def read_vocab(data: bytes, path: Path, lowercase: bool, digits: bool) -> Vocab:
-    """The vocabulary of vocab.txt (see vocab_text), every line checked."""
+    """The vocabulary of vocab.txt (see vocab_text), every line checked.
+
+    A well-formed file is checked and split a whole file at a time (_read_whole: a 400,000-word
+    vocabulary in a fraction of a second); anything else is read line by line (_read_lines),
+    which names the first bad line. Both give the same vocabulary.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise ModelError(f"{path}:{line}: not valid UTF-8") from None
+    whole = _read_whole(data, text)
+    if whole is not None:
+        words, counts = whole
+        vocab = Vocab(words, lowercase, digits, counts)
+        if len(vocab.index) == len(words):  # else a word repeats: _read_lines names it
+            return vocab
+    words, counts = _read_lines(text, path)
+    return Vocab(words, lowercase, digits, np.array(counts, np.int64))
+
+
+def _read_whole(data: bytes, text: str) -> tuple[list[str], np.ndarray] | None:
+    """Words and counts of a vocab.txt whose every line is `word<TAB>count<LF>` (a word without
+    tabs, a count of 1 to MAX_COUNT_DIGITS digits; escaped words valid) and that starts with the
+    special words; None for any other file. Lines are found with numpy on the bytes (a tab or
+    a line feed is one byte in UTF-8), not a Python loop per line."""
+    escaped = text.startswith(VOCAB_ESCAPED + "\n")
+    start = len(VOCAB_ESCAPED) + 1 if escaped else 0  # the header is ASCII: bytes = characters
+    raw = np.frombuffer(data, np.uint8)[start:]
+    if not raw.size or raw[-1] != ord("\n"):
+        return None
+    ends = np.flatnonzero(raw == ord("\n"))
+    tabs = np.flatnonzero(raw == ord("\t"))
+    if len(tabs) != len(ends) or not (tabs < ends).all() or not (tabs[1:] > ends[:-1]).all():
+        return None  # not exactly one tab on every line
+    width = ends - tabs - 1
+    if width.min() < 1 or width.max() > MAX_COUNT_DIGITS:
+        return None
+    marks = np.zeros(len(raw), np.int8)  # +1 where a count starts, -1 at the line's end
+    marks[tabs + 1], marks[ends] = 1, -1  # distinct places: every count has a digit or more
+    inside = np.cumsum(marks, dtype=np.int8).astype(bool)  # the bytes of the counts
+    if ((raw[inside] - ord("0")) > 9).any():  # uint8: bytes below "0" wrap around
+        return None
+    parts = text[start:].replace("\t", "\n").split("\n")
+    words, counts = parts[0:-1:2], np.array(parts[1::2], np.int64)
+    if escaped:
+        lines = np.unique(np.searchsorted(ends, np.flatnonzero(raw == ord("\\"))))
+        try:
+            for line in lines.tolist():
+                words[line] = _unescape(words[line])
+        except ValueError:
+            return None
+    if tuple(words[: len(SPECIALS)]) != SPECIALS:
+        return None
+    return words, counts
+
+
+def _read_lines(text: str, path: Path) -> tuple[list[str], list[int]]:
+    """Words and counts of vocab.txt, line by line: ModelError naming the first bad line."""
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -95,4 +148,4 @@ def read_vocab(data: bytes, path: Path, lowercase: bool, digits: bool) -> Vocab:
         counts.append(int(count))
     if tuple(words[: len(SPECIALS)]) != SPECIALS:
         raise ModelError(f"{path}: a vocabulary starts with {', '.join(SPECIALS)}")
-    return Vocab(words, lowercase, digits, np.array(counts, np.int64))
+    return words, counts

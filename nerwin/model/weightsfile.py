@@ -5,6 +5,12 @@ Only the arrays the model shape expects are read (an ensemble's member k >= 1 un
 float32/float64 dtype and the member's size in the archive; a compressed member may expand at
 most MAX_EXPANSION times, and the embedding table holds at most MAX_EMBEDDING values. Data is
 read in chunks into the array it fills, and must be finite.
+
+From format SHARED_ROWS (3) on, member k >= 1's embedding table is stored as the rows in which
+it differs from the first member's E: `member{k}.E.rows` (int32 row ids, strictly increasing,
+each below the vocabulary size) and `member{k}.E.values` (those rows). Words never seen in
+training keep their pretrained vector in every member, so most rows are shared; the table is
+rebuilt bit for bit on load (`shared_rows` writes, `_read_table` reads).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from nerwin.model.metafile import excerpt
 MEMBER_PREFIX = "member{}."  # weights.npz keys of an ensemble's member k >= 1, e.g. member1.W
 MEMBER_KEY = re.compile(r"member(\d+)\.")  # the k of a member{k}.NAME key
 MAX_EMBEDDING = 1 << 32  # entries of E per member
+SHARED_ROWS = 3  # format_version from which member k >= 1 stores E as member{k}.E.rows / .values
+ROWS, VALUES = "E.rows", "E.values"  # the names of those arrays after the member{k}. prefix
 MAX_EXPANSION = 32  # a compressed array may be this many times its compressed size (+ 1 MiB)
 _CHUNK = 16 << 20  # bytes read at a time into an array
 _ZIP_ERRORS = (
@@ -63,21 +71,70 @@ def read_weights(
     with archive:
         size = os.fstat(handle.fileno()).st_size
         keys = {n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")}
-        _check_members(path, keys, meta["members"], meta["format_version"])
-        out = []
+        version = meta["format_version"]
+        _check_members(path, keys, meta["members"], version)
+        read = _Reader(archive, keys, size, path)
+        out: list[dict[str, Tensor]] = []
         for member in range(meta["members"]):
             prefix = MEMBER_PREFIX.format(member) if member else ""
             params = {}
             for name, want in expected.items():
-                key = prefix + name
-                if key not in keys:
-                    raise ModelError(f"{path}: weight {key} is missing")
-                array = _read_array(archive, archive.getinfo(key + ".npy"), size, path, key, want)
+                if name == "E" and member and version >= SHARED_ROWS:
+                    array = _read_table(read, prefix, out[0]["E"].data, want)
+                else:
+                    array = read.array(prefix + name, want)
                 params[name] = Tensor(
                     np.ascontiguousarray(array, dtype=shape.dtype), requires_grad=True, name=name
                 )
             out.append(params)
     return out
+
+
+def shared_rows(base: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `table` whose bits differ from `base`'s (same shape and dtype): their ids
+    (int32, increasing) and values. `base` with those rows put back is `table`, bit for bit
+    (-0.0 and 0.0 count as different)."""
+    if base.shape != table.shape or base.dtype != table.dtype or base.ndim != 2:
+        raise ValueError(f"tables differ: {base.shape} {base.dtype}, {table.shape} {table.dtype}")
+    if base.shape[0] > np.iinfo(np.int32).max:
+        raise ValueError(f"{base.shape[0]:,} rows do not fit int32 row ids")
+    bits = f"u{base.dtype.itemsize}"
+    one = np.ascontiguousarray(base).view(bits)
+    two = np.ascontiguousarray(table).view(bits)
+    rows = np.flatnonzero((one != two).any(axis=1)).astype(np.int32)
+    return rows, np.ascontiguousarray(table[rows])
+
+
+def _read_table(read: _Reader, prefix: str, base: np.ndarray, want: tuple[int, ...]) -> np.ndarray:
+    """Member E of format SHARED_ROWS: `base` (the first member's E) with the rows
+    `{prefix}E.rows` replaced by `{prefix}E.values`, every array checked first."""
+    vocab_size, dim = want
+    rows = read.array(prefix + ROWS, (vocab_size,), index=True)
+    where = f"{read.path}: weight {prefix + ROWS}"
+    if rows.size and not (
+        (rows >= 0).all() and (rows < vocab_size).all() and (rows[1:] > rows[:-1]).all()
+    ):
+        raise ModelError(
+            f"{where}: row ids must be strictly increasing, from 0 to {vocab_size - 1:,}"
+        )
+    values = read.array(prefix + VALUES, (len(rows), dim))
+    table = base.copy()
+    table[rows] = values
+    return table
+
+
+class _Reader:
+    """Reads checked arrays of one open weights.npz (`size`: the file's size in bytes)."""
+
+    def __init__(self, archive: zipfile.ZipFile, keys: set[str], size: int, path: Path):
+        self.archive, self.keys, self.size, self.path = archive, keys, size, path
+
+    def array(self, key: str, want: tuple[int, ...], index: bool = False) -> np.ndarray:
+        """The array `key` of shape `want`; with `index`, int32 ids of shape (n,), n <= want[0]."""
+        if key not in self.keys:
+            raise ModelError(f"{self.path}: weight {key} is missing")
+        info = self.archive.getinfo(key + ".npy")
+        return _read_array(self.archive, info, self.size, self.path, key, want, index)
 
 
 def _read_array(
@@ -87,8 +144,10 @@ def _read_array(
     path: Path,
     key: str,
     want: tuple[int, ...],
+    index: bool = False,
 ) -> np.ndarray:
-    """One array of weights.npz: its .npy header checked before its data is read."""
+    """One array of weights.npz: its .npy header checked before its data is read (see
+    _check_header for `want` and `index`)."""
     where = f"{path}: weight {key}"
     if info.compress_size > size or info.header_offset > size:
         raise ModelError(f"{where}: corrupt or truncated weights (sizes beyond the file)")
@@ -109,7 +168,7 @@ def _read_array(
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
             else:
                 raise ModelError(f"{where}: unsupported .npy format {version}")
-            _check_header(where, shape, dtype, want)
+            _check_header(where, shape, dtype, want, index)
             count = math.prod(shape)
             if info.file_size != member.tell() + count * dtype.itemsize:
                 raise ModelError(f"{where}: its size does not match its header")
@@ -118,16 +177,26 @@ def _read_array(
     except _ZIP_ERRORS as err:
         raise ModelError(f"{where}: corrupt or truncated weights ({type(err).__name__})") from None
     array = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
-    if not np.isfinite(array).all():
+    if not index and not np.isfinite(array).all():
         raise ModelError(f"{where}: holds NaN or infinite values")
     return array
 
 
-def _check_header(where: str, shape: Any, dtype: np.dtype, want: tuple[int, ...]) -> None:
-    floats = (
-        dtype.kind == "f" and dtype.itemsize in (4, 8) and dtype.fields is None and not dtype.shape
-    )
-    if not floats:
+def _check_header(
+    where: str, shape: Any, dtype: np.dtype, want: tuple[int, ...], index: bool = False
+) -> None:
+    """Float32/float64 of shape `want`; with `index`, int32 ids of shape (n,) with n <= want[0]."""
+    plain = dtype.fields is None and not dtype.shape
+    if index:
+        if not (plain and dtype.kind == "i" and dtype.itemsize == 4):
+            raise ModelError(f"{where}: dtype {excerpt(str(dtype))} is not int32")
+        if len(shape) != 1 or not 0 <= shape[0] <= want[0]:
+            raise ModelError(
+                f"{where} has shape {excerpt(tuple(shape))}, expected (n,) with n at most "
+                f"{want[0]:,} (the vocabulary size)"
+            )
+        return
+    if not (plain and dtype.kind == "f" and dtype.itemsize in (4, 8)):
         raise ModelError(f"{where}: dtype {excerpt(str(dtype))} is not float32 or float64")
     if tuple(shape) != want:
         raise ModelError(f"{where} has shape {excerpt(tuple(shape))}, config expects {want}")
@@ -147,7 +216,8 @@ def _read_into(member, out: np.ndarray, where: str) -> None:
 
 
 def _check_members(path: Path, keys: set[str], members: int, version: int) -> None:
-    """The member{k}. arrays must be those of the members 2..N in meta.json (none in format 1)."""
+    """The member{k}. arrays must be those of the members 2..N in meta.json (none in format 1),
+    each E stored as the format says (whole before SHARED_ROWS, as rows from then on)."""
     found = sorted({int(m.group(1)) for m in map(MEMBER_KEY.match, keys) if m})
     held = ", ".join(f"member{k}" for k in found[:5]) + (", ..." if len(found) > 5 else "")
     held = held or "none"
@@ -161,6 +231,18 @@ def _check_members(path: Path, keys: set[str], members: int, version: int) -> No
             f"{path}: meta.json records {members} member(s), but the weights hold "
             f"{1 + len(found)} (member arrays: {held})"
         )
+    for k in found:  # one way to store member k's E, the one of the format
+        prefix = MEMBER_PREFIX.format(k)
+        if version >= SHARED_ROWS and prefix + "E" in keys:
+            raise ModelError(
+                f"{path}: format_version {version} stores {prefix}E as {prefix}{ROWS} and "
+                f"{prefix}{VALUES}, but the weights hold a whole {prefix}E"
+            )
+        if version < SHARED_ROWS and {prefix + ROWS, prefix + VALUES} & keys:
+            raise ModelError(
+                f"{path}: the weights hold {prefix}{ROWS} or {prefix}{VALUES}, which only "
+                f"format_version {SHARED_ROWS} or later has (meta.json says {version})"
+            )
 
 
 def _expected_shapes(shape: ModelShape) -> dict[str, tuple[int, ...]]:

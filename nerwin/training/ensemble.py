@@ -211,6 +211,8 @@ class EnsembleRun:
             self._unlock()
 
     def _finish(self) -> TrainResult:
+        run = self._last or self._member_run(self.size)  # for its dev windows and evaluator
+        run.release_training_data()  # the last member's weights and windows: no longer needed
         taggers, metas = [], []
         for k in range(1, self.size + 1):
             folder = self._member_dir(k) / "model"
@@ -220,10 +222,12 @@ class EnsembleRun:
                     f"config); train again with --force"
                 )
             tagger, _, meta = load_model(folder)
-            taggers.append(tagger)
-            metas.append(meta)
-        if any(t.vocab.words != taggers[0].vocab.words for t in taggers):
-            raise ModelError(f"{self.out_dir / MEMBERS_DIR}: members have different vocabularies")
+            if taggers and tagger.vocab.words != taggers[0].vocab.words:
+                raise ModelError(
+                    f"{self.out_dir / MEMBERS_DIR}: members have different vocabularies"
+                )
+            taggers.append(tagger if k == 1 else replace(tagger, vocab=taggers[0].vocab))
+            metas.append(meta)  # (a member's own vocabulary is dropped once compared)
         first = taggers[0]
         tagger = Tagger(
             first.model,
@@ -233,7 +237,6 @@ class EnsembleRun:
             tuple(t.model for t in taggers[1:]),
         )
         epochs = tuple(int(m.get("epoch", 0)) for m in metas)
-        run = self._last or self._member_run(self.size)
         threshold, scores, dev = tagger.threshold, None, None
         if run.evaluator is not None:
             probs = tagger.window_probabilities(run.dev_windows)

@@ -231,6 +231,11 @@ class TrainingRun:
         else:
             self.probe = probe_sample(windows, labels)
 
+    def release_training_data(self) -> None:
+        """Drop the training windows and this run's model (dev windows and evaluator stay)."""
+        self.data = None
+        self.tagger = None
+
     def evaluate(self, model: WindowClassifier, threshold: float | None = None) -> Scores:
         """Dev scores of `model` at `threshold` (default: the configured one)."""
         probs = Tagger(model, self.tagger.vocab).window_probabilities(self.dev_windows)

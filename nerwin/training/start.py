@@ -70,8 +70,9 @@ class _Start:
                 f"vocabulary: {len(vocab):,} words from {self.corpus.path}; random vectors"
             )
             return vocab, None
+        vectors_path = data_path(d.vectors, self.config, "data.vectors")
         vectors = load_vectors(
-            data_path(d.vectors, self.config, "data.vectors"),
+            vectors_path,
             vocab.words,
             extra_top_n=d.vectors_extend,
             cache_dir=cache_dir(),
@@ -79,7 +80,7 @@ class _Start:
         )
         if vectors.dim != self.config.model.embedding_dim:
             raise ConfigError(
-                f"model.embedding_dim: is {self.config.model.embedding_dim} but {d.vectors} "
+                f"model.embedding_dim: is {self.config.model.embedding_dim} but {vectors_path} "
                 f"has {vectors.dim}-d vectors; set model.embedding_dim={vectors.dim}"
             )
         trained_words = len(vocab)
@@ -87,12 +88,12 @@ class _Start:
         self.notes.append(vectors.coverage.summary())
         if vectors.coverage.found == 0:
             self.notes.append(
-                f"warning: {d.vectors}: NO vocabulary word has a vector; check the file "
+                f"warning: {vectors_path}: NO vocabulary word has a vector; check the file "
                 "and data.lowercase"
             )
         self.notes.append(
             f"vocabulary: {len(vocab):,} words ({trained_words:,} from "
-            f"{self.corpus.path}, {len(vocab) - trained_words:,} from {d.vectors})"
+            f"{self.corpus.path}, {len(vocab) - trained_words:,} from {vectors_path})"
         )
         return vocab, matrix
 

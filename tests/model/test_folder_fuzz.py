@@ -45,18 +45,26 @@ def _audit(event: str, args: tuple) -> None:
 sys.addaudithook(_audit)
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model with every file, features and aux heads included."""
+@pytest.fixture(scope="module", params=["single", "ensemble"])
+def base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model with every file, features and aux heads included; or an ensemble of three
+    such models whose members 2 and 3 change a few rows of member 1's E (format 3)."""
     vocab = build_vocab(SENTENCES)
     features = {"suffix": TokenFeature("suffix", ["<pad>", "<unk>", "ris", "ich"])}
     shape = ModelShape(
         len(vocab), 4, 3, (5, 3), "prelu", 2, N_CAPS, extra=(("suffix", 4, 2),), aux_types=("O",)
     )
     model = WindowClassifier.initialise(shape, np.random.default_rng(0))
+    members = []
+    if request.param == "ensemble":
+        for k, rows in ((1, [0, 5]), (2, [3])):
+            E = model.params["E"].data.copy()
+            E[rows] += 1.0
+            members.append(WindowClassifier.initialise(shape, np.random.default_rng(k), E))
     config = load_config(None, ["model.embedding_dim=4", "model.caps_dim=2", "model.window=3"])
     directory = tmp_path_factory.mktemp("fuzz") / "model"
-    save_model(directory, Tagger(model, vocab, 0.4, features), config, {"epoch": 2, "seed": 0})
+    tagger = Tagger(model, vocab, 0.4, features, tuple(members))
+    save_model(directory, tagger, config, {"epoch": 2, "seed": 0})
     return directory
 
 

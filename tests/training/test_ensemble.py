@@ -32,7 +32,7 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_ensemble_model_averages_its_members(ensemble: Path) -> None:
     tagger, _, meta = load_model(ensemble / "model")
-    assert meta["members"] == 2 and meta["format_version"] == 2 and len(tagger.models) == 2
+    assert meta["members"] == 2 and meta["format_version"] == 3 and len(tagger.models) == 2
     members = [load_model(ensemble / MEMBERS_DIR / k / "model")[0] for k in ("1", "2")]
     sentences = [["The", "museums", "in", "Paris", "are", "amazing", "."], ["Oslo", "is", "cold"]]
     mean = np.mean([m.probabilities(sentences) for m in members], axis=0)

@@ -22,14 +22,7 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(StrEnum):
-    """What `nerwin predict` prints per document (see nerwin.tag.formats)."""
-
-    inline = "inline"
-    conll = "conll"
-    json = "json"
-
-
+OutputFormat = StrEnum("OutputFormat", {f: f for f in ("inline", "conll", "json")})  # predict -f
 InputFormat = StrEnum("InputFormat", {"text": "text", "jsonl": "jsonl"})  # predict --input-format
 
 
@@ -76,10 +69,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
-        ),
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
     """Train and run window-based location taggers on a small autodiff engine."""
@@ -248,25 +238,42 @@ def predict(
     cache_mb: Annotated[
         float | None, typer.Option(min=0.0, help="Row cache in MB (default 256; 0 = off).")
     ] = None,
+    ids: Annotated[bool, typer.Option("--ids", help="Give file lines ids: FILE:LINE.")] = False,
+    scheduler: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Tag on this Dask scheduler, into --out.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="Tag on N local Dask worker processes.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(metavar="DIR", help="Dask: shards' folder.")] = None,
 ) -> None:
     """Tag location names in text, files or stdin; output follows the input line by line.
 
     Offsets (json start/end) are Unicode code points, i.e. Python string indices into the text.
     conll opens each document with '-DOCSTART-' (and its JSON-lines id) and a blank line.
+    --scheduler/--workers tag --input files (globs too) on Dask, with --ids, into --out shards.
     """
     from nerwin import api, render
+    from nerwin.tag.dask import tag_files
     from nerwin.tag.formats import write_documents
     from nerwin.tag.inputs import InputSource
 
-    jsonl = input_format is InputFormat.jsonl
-    if (pretokenized or jsonl) and (texts or pretokenized == jsonl):  # both, or with TEXT
-        hint = "--pretokenized / --input-format jsonl"
-        raise typer.BadParameter(
-            "reads --input files or stdin, not TEXT; not both", param_hint=hint
-        )
-    source = InputSource(texts or [], input_ or [])
+    jsonl, dask = input_format is InputFormat.jsonl, scheduler is not None or workers is not None
+    lines = jsonl or ids or dask  # these read file lines (not TEXT), as --pretokenized reads CoNLL
+    if (pretokenized or lines) and (texts or (pretokenized and lines)):
+        hint = "--pretokenized / --input-format jsonl / --ids / --scheduler / --workers"
+        why = "read --input files or stdin, not TEXT; --pretokenized goes with none of the others"
+        raise typer.BadParameter(why, param_hint=hint)
+    if dask != (out is not None) or (scheduler and workers) or (dask and not input_):
+        why = "give one of them, with --input FILE ... and --out DIR (the shards' folder)"
+        raise typer.BadParameter(why, param_hint="--scheduler / --workers")
     try:
-        docs = source.documents(input_format.value, pretokenized, word_column)
+        if dask:
+            where = (model, input_, out, input_format.value, fmt.value, scheduler or workers)
+            options = {"threshold": threshold, "probs": probs, "cache_mb": cache_mb}
+            return render.echo(str(tag_files(*where, progress=sys.stderr.isatty(), **options)))
+        source = InputSource(texts or [], input_ or [])
+        docs = source.documents(input_format.value, pretokenized, word_column, ids)
         with render.progress_bar(unit="doc", disable=None if input_ else True) as bar:
             tagged = api.predict(model, docs, threshold, idle=source.idle, cache_mb=cache_mb)
             write_documents(tagged, sys.stdout, fmt.value, probs, bar.update)
@@ -283,11 +290,7 @@ def predict(
 def explain(
     texts: Annotated[
         list[str] | None,
-        typer.Argument(
-            metavar="TEXT",
-            help="Text to explain (each argument is a document). Default: stdin, one per line.",
-            show_default=False,
-        ),
+        typer.Argument(metavar="TEXT", show_default=False, help="Documents (default: stdin)."),
     ] = None,
     model: ModelOpt = ...,
     token: Annotated[
@@ -371,10 +374,7 @@ def data_(
 @app.command()
 def plot(
     run_dir: Annotated[
-        Path,
-        typer.Argument(
-            metavar="RUN_DIR", help="Run directory (holds metrics.jsonl).", show_default=False
-        ),
+        Path, typer.Argument(metavar="RUN_DIR", help="Run directory (holds metrics.jsonl).")
     ],
     out: Annotated[
         Path | None,

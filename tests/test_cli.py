@@ -636,3 +636,56 @@ def test_cli_predict_cache_option_does_not_change_the_output(run: TrainedRun) ->
 def test_cli_predict_help_says_offsets_are_code_points() -> None:
     text = " ".join(invoke(["predict", "--help"]).stdout.split())
     assert "Unicode code points" in text and "jsonl" in text
+
+
+# --- predict --ids, and the Dask options' usage (the cluster itself: tests/tag/test_dask.py) ----
+
+
+def test_cli_predict_ids_name_file_and_line(run: TrainedRun, tmp_path: Path) -> None:
+    text = tmp_path / "a.txt"
+    text.write_text("Paris.\n\nRome and Oslo.\n", encoding="utf-8")
+    docs = tmp_path / "b.jsonl"
+    docs.write_text('{"id": 7, "text": "Paris."}\n\n{"text": "Lima."}\n', encoding="utf-8")
+    out = _predict_out(run, "--ids", "--input", text, "--format", "json")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [
+        f"{text}:1",
+        f"{text}:2",
+        f"{text}:3",
+    ]
+    out = _predict_out(run, "--ids", "--input-format", "jsonl", "--input", docs, "-f", "json")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [7, f"{docs}:3"]
+    conll = _predict_out(run, "--ids", "--format", "conll", input="Paris.\n")
+    assert conll.startswith('-DOCSTART- "<stdin>:1"\n\n')
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ids", "Paris"],
+        ["--ids", "--pretokenized"],
+        ["--workers", "2", "--input", "x.txt"],  # no --out
+        ["--scheduler", "tcp://127.0.0.1:8786", "--input", "x.txt"],
+        ["--out", "shards", "--input", "x.txt"],  # no --scheduler / --workers
+        ["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786", "--out", "s", "-i", "x.txt"],
+        ["--workers", "2", "--out", "shards"],  # no --input: stdin is not for Dask
+        ["--workers", "2", "--out", "shards", "Paris"],
+        ["--workers", "2", "--out", "shards", "--pretokenized", "--input", "x.conll"],
+        ["--workers", "0", "--out", "shards", "--input", "x.txt"],
+    ],
+)
+def test_cli_predict_dask_options_usage_errors(run: TrainedRun, args: list[str]) -> None:
+    result = invoke(["predict", "--model", run.model, *args])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_predict_dask_without_the_extra_names_the_install(
+    run: TrainedRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = tmp_path / "a.txt"
+    text.write_text("Paris.\n", encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    result = invoke(
+        ["predict", "--model", run.model, "--input", text, "--workers", "2", "--out", tmp_path]
+    )
+    assert_user_error(result, 'pip install "nerwin[dask]"')

@@ -24,16 +24,24 @@ from nerwin.tag.documents import TaggedDocument, sentence_document, text_documen
 
 STDIN = "<stdin>"
 READ_BYTES = 1 << 16
+MAX_LINE_BYTES = 64 << 20  # one document (input line) of at most 64 MiB
+
+
+def _too_long(source: str | Path, number: int) -> DataError:
+    return DataError(
+        f"a line longer than {MAX_LINE_BYTES >> 20} MiB (no line ends?)", source, number
+    )
 
 
 class _StreamLines:
     """Lines (bytes, with their newline) of a pipe or terminal, read as data arrives."""
 
-    def __init__(self, fd: int):
-        self.fd = fd
+    def __init__(self, fd: int, source: str | Path = STDIN):
+        self.fd, self.source = fd, source
         self.pending: deque[bytes] = deque()
         self.partial: list[bytes] = []  # the pieces of an unfinished line (a long line: many)
         self.eof = False
+        self.lines = 0  # complete lines read so far
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
@@ -60,6 +68,9 @@ class _StreamLines:
             self.pending.extend([line + b"\n" for line in lines])
         if rest:
             self.partial.append(rest)
+            if sum(map(len, self.partial)) > MAX_LINE_BYTES:  # /dev/zero, or no newlines at all
+                raise _too_long(self.source, self.lines + len(self.pending) + 1)
+        self.lines += len(lines)
 
     def ready(self) -> bool:
         """True when the next line (or the end) can be had without waiting."""
@@ -114,11 +125,16 @@ class InputSource:
             handle = open(fd, "rb", closefd=False)  # noqa: SIM115 (closed below)
             with handle:
                 try:
-                    yield from handle
+                    number = 0
+                    while line := handle.readline(MAX_LINE_BYTES + 1):
+                        number += 1
+                        if len(line) > MAX_LINE_BYTES:
+                            raise _too_long(path or STDIN, number)
+                        yield line
                 except OSError as err:
                     raise DataError(f"cannot read input ({err.strerror})", path or STDIN) from None
             return
-        self._stream = _StreamLines(fd)
+        self._stream = _StreamLines(fd, path or STDIN)
         try:
             yield from self._stream
         except OSError as err:
@@ -145,13 +161,22 @@ class InputSource:
         for _, _, line in self.numbered_lines():
             yield line
 
-    def records(self) -> Iterator[tuple[Any, str]]:
-        """(id, text) of each JSON-lines record (see jsonl_record); blank lines are skipped."""
+    def records(self, ids: bool = False) -> Iterator[tuple[Any, str]]:
+        """(id, text) of each JSON-lines record (see jsonl_record); blank lines are skipped.
+        With `ids`, a record without an id gets `line_id(file, line)`."""
         if self.texts:
             raise ValueError("JSON-lines input comes from files or stdin, not text arguments")
         for source, number, line in self.numbered_lines():
             if line.strip():
-                yield jsonl_record(line, source, number)
+                ident, text = jsonl_record(line, source, number)
+                yield (line_id(source, number) if ids and ident is None else ident), text
+
+    def numbered_texts(self) -> Iterator[tuple[str, str]]:
+        """(`line_id(file, line)`, text) of every file line: one document each."""
+        if self.texts:
+            raise ValueError("line ids number file lines, not text arguments")
+        for source, number, line in self.numbered_lines():
+            yield line_id(source, number), line
 
     def conll_sentences(self, word_column: int) -> Iterator[Sentence]:
         """Sentences of pre-tokenized CoNLL input, with every column kept."""
@@ -166,15 +191,28 @@ class InputSource:
             )
 
     def documents(
-        self, input_format: str = "text", pretokenized: bool = False, word_column: int = 0
+        self,
+        input_format: str = "text",
+        pretokenized: bool = False,
+        word_column: int = 0,
+        ids: bool = False,
     ) -> Iterator[TaggedDocument]:
         """Documents to tag: a line of raw text each (`text`), a JSON-lines record each (`jsonl`,
-        ids kept), or with `pretokenized` a CoNLL sentence each."""
+        ids kept), or with `pretokenized` a CoNLL sentence each. With `ids` every document of
+        a file has an id: its record's, else `FILE:LINE` (line_id)."""
         if pretokenized:
             return map(sentence_document, self.conll_sentences(word_column))
         if input_format == "jsonl":
-            return text_documents(self.records(), with_ids=True)
+            return text_documents(self.records(ids), with_ids=True)
+        if ids:
+            return text_documents(self.numbered_texts(), with_ids=True)
         return text_documents(self.lines())
+
+
+def line_id(source: str, number: int) -> str:
+    """The id of the document on line `number` (1-based) of the file named `source`: `a.txt:17`
+    (the file as it was named, e.g. on the command line)."""
+    return f"{source}:{number}"
 
 
 def jsonl_record(line: str, source: str, number: int) -> tuple[Any, str]:

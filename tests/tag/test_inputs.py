@@ -209,3 +209,16 @@ def test_inputs_pipe_long_line_in_many_reads() -> None:
     finally:
         writer.join()
         os.close(read_end)
+
+
+def test_inputs_endless_line_is_refused_before_memory_runs_out() -> None:
+    import resource
+
+    from nerwin.errors import DataError
+    from nerwin.tag import inputs
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match="/dev/zero:1: a line longer than 64 MiB"):
+        for _ in inputs.InputSource(files=["/dev/zero"]).lines():
+            pass
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 400_000  # KiB

@@ -41,6 +41,7 @@ from nerwin.training.rundir import (
     create_out_dir,
     drop_metrics,
     metric_epoch,
+    same_config,
 )
 from nerwin.training.signals import stop_on_signals
 from nerwin.training.start import initial_tagger
@@ -168,7 +169,7 @@ class TrainingRun:
             return run
         tagger, config, meta = load_model(checkpoint)
         state = _train_state(meta, checkpoint)
-        _same_config(out_dir / CONFIG, config, checkpoint)
+        same_config(out_dir / CONFIG, config, checkpoint)
         run = cls(config, out_dir, _resume=True)
         run.lock = lock
         run.notes += notes
@@ -323,29 +324,6 @@ class TrainingRun:
             self.reports,
             dev_record=dev,
         )
-
-
-def _same_config(run_config: Path, config: Config, checkpoint: Path) -> None:
-    """--resume continues with the run's config.yaml: refuse when it no longer matches the
-    checkpoint's copy (an edit to either would mix two configs in one run)."""
-    from nerwin.config import config_to_dict, load_config
-
-    if not run_config.is_file():
-        return
-    try:
-        written = config_to_dict(load_config(run_config))
-    except NerwinError as err:
-        raise NerwinError(f"{err}; --resume needs the run's own config.yaml") from None
-    saved = config_to_dict(config)
-    for section in saved:
-        for key in saved[section] if isinstance(saved[section], dict) else ():
-            if written.get(section, {}).get(key) != saved[section][key]:
-                raise NerwinError(
-                    f"{run_config}: {section}.{key} is {written.get(section, {}).get(key)!r} but "
-                    f"the checkpoint {checkpoint} was trained with {saved[section][key]!r}; "
-                    "--resume continues a run with its own config: undo the edit, or start a "
-                    "new run (--force or another --out)"
-                )
 
 
 def _train_state(meta: dict, checkpoint: Path) -> TrainState:

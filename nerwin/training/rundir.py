@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 
-from nerwin.config import Config, save_config
+from nerwin.config import Config, config_to_dict, load_config, save_config
 from nerwin.errors import NerwinError
 from nerwin.files import atomic
 from nerwin.model.folder import WRITTEN
@@ -216,3 +216,24 @@ def metric_epoch(record: dict) -> int:
     """A metrics line's epoch (0 when it has none)."""
     epoch = record.get("epoch")
     return epoch if isinstance(epoch, int) else 0
+
+
+def same_config(run_config: Path, config: Config, checkpoint: Path) -> None:
+    """--resume continues with the run's config.yaml: refuse when it no longer matches the
+    checkpoint's copy (an edit to either would mix two configs in one run)."""
+    if not run_config.is_file():
+        return
+    try:
+        written = config_to_dict(load_config(run_config))
+    except NerwinError as err:
+        raise NerwinError(f"{err}; --resume needs the run's own config.yaml") from None
+    saved = config_to_dict(config)
+    for section in saved:
+        for key in saved[section] if isinstance(saved[section], dict) else ():
+            if written.get(section, {}).get(key) != saved[section][key]:
+                raise NerwinError(
+                    f"{run_config}: {section}.{key} is {written.get(section, {}).get(key)!r} but "
+                    f"the checkpoint {checkpoint} was trained with {saved[section][key]!r}; "
+                    "--resume continues a run with its own config: undo the edit, or start a "
+                    "new run (--force or another --out)"
+                )

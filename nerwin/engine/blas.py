@@ -10,7 +10,10 @@ from functools import wraps
 from typing import Any, TypeVar
 
 THREADS_VARIABLE = "NERWIN_THREADS"  # BLAS threads for nerwin's calls (default 1)
-_local = threading.local()
+_local = threading.local()  # per thread: already inside a block?
+_lock = threading.Lock()  # guards the process-wide limit below
+_inside = 0  # threads inside a block
+_limit: Any = None  # the threadpoolctl limit held while _inside > 0
 _controller: Any = None
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,16 +37,29 @@ def _threadpools() -> Any:
 
 @contextmanager
 def blas_threads(count: int | None = None) -> Iterator[None]:
-    """Limit BLAS to `count` threads (default thread_count()) inside the block, then restore."""
-    if getattr(_local, "depth", 0):  # already limited by an outer call
+    """Limit BLAS to `count` threads (default thread_count()) inside the block, then restore.
+
+    The limit is process-wide, so it is held while any thread is inside a block: the first
+    thread in sets it, the last one out restores the pools as they were.
+    """
+    global _limit, _inside
+    if getattr(_local, "depth", 0):  # this thread is already inside a block
         yield
         return
     _local.depth = 1
+    with _lock:
+        if _inside == 0:
+            _limit = _threadpools().limit(limits=count or thread_count(), user_api="blas")
+        _inside += 1
     try:
-        with _threadpools().limit(limits=count or thread_count(), user_api="blas"):
-            yield
+        yield
     finally:
         _local.depth = 0
+        with _lock:
+            _inside -= 1
+            if _inside == 0:
+                _limit.restore_original_limits()
+                _limit = None
 
 
 def limited(function: F) -> F:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
@@ -12,7 +13,15 @@ import numpy as np
 from nerwin.engine.sparse import RowSparseGrad
 
 Array = np.ndarray
-_GRAD_ENABLED = True
+
+
+class _GradMode(threading.local):
+    """Whether ops record a graph, per thread (no_grad in one thread leaves the others alone)."""
+
+    enabled = True
+
+
+_GRAD = _GradMode()
 _RECORDED = count()  # numbers recorded op applications in creation order: a topological order
 
 
@@ -23,17 +32,16 @@ class GradientShapeError(AssertionError):
 @contextmanager
 def no_grad() -> Iterator[None]:
     """Within this block ops record no graph and save nothing for backward."""
-    global _GRAD_ENABLED
-    previous, _GRAD_ENABLED = _GRAD_ENABLED, False
+    previous, _GRAD.enabled = _GRAD.enabled, False
     try:
         yield
     finally:
-        _GRAD_ENABLED = previous
+        _GRAD.enabled = previous
 
 
 def is_grad_enabled() -> bool:
     """True unless inside `no_grad()`."""
-    return _GRAD_ENABLED
+    return _GRAD.enabled
 
 
 class Context:
@@ -69,7 +77,7 @@ class Function:
         """Run forward on the inputs' arrays and link the result into the graph."""
         tensors = tuple([x if isinstance(x, Tensor) else Tensor(x) for x in inputs])
         needs = tuple([t.requires_grad for t in tensors])
-        recording = _GRAD_ENABLED and True in needs
+        recording = _GRAD.enabled and True in needs
         ctx = Context(needs, recording)
         out = Tensor(cls.forward(ctx, *[t.data for t in tensors], **attrs), recording)
         if recording:

@@ -266,3 +266,24 @@ def test_tensor_sparse_grad_into_non_leaf_is_made_dense(rng):
     np.testing.assert_array_equal(table.grad, 2.0 * counts)
     assert isinstance(direct.grad, RowSparseGrad)  # a leaf keeps the row-sparse form for SGD
     np.testing.assert_array_equal(direct.grad.to_dense(), counts)
+
+
+def test_tensor_no_grad_in_one_thread_leaves_others_recording() -> None:
+    import threading
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def frozen() -> None:
+        with no_grad():
+            inside.set()
+            leave.wait(5)
+
+    worker = threading.Thread(target=frozen)
+    worker.start()
+    inside.wait(5)
+    x = Tensor(np.ones(2), requires_grad=True)
+    y = (x * 2.0).sum()  # recorded here although the other thread is inside no_grad
+    leave.set()
+    worker.join()
+    y.backward()
+    assert np.array_equal(x.grad, [2.0, 2.0])

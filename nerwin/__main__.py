@@ -14,30 +14,19 @@ def main() -> None:
     if (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
         sys.stdout.reconfigure(errors="backslashreplace")  # text the terminal cannot show: \xNN
     from nerwin.cli import app
+    from nerwin.render import silence_stdout
 
     try:
         app(prog_name="nerwin")
     except BrokenPipeError:  # the reader left: nothing more to say
-        _silence_stdout()
+        silence_stdout()
     except OSError as err:
         if err.errno == errno.EPIPE:
-            _silence_stdout()
+            silence_stdout()
             return
-        _silence_stdout()
+        silence_stdout()
         print(f"error: cannot write the output ({err.strerror or err})", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from nerwin.files.paths import default_run_dir, find_config
 from nerwin.metrics import LocationEvaluator, Scores
 from nerwin.model.folder import load_model
 from nerwin.model.tagger import FrozenTagger, Tagger
-from nerwin.tag.documents import TaggedDocument, sentence_document, tag_batches, text_documents
+from nerwin.tag.documents import TaggedDocument, tag_batches, text_documents
 from nerwin.tag.pipeline import Document, LocationTagger
 from nerwin.training import ensemble
 from nerwin.training.ensemble import EnsembleRun, resume_run
@@ -195,7 +195,7 @@ def predict(
     idle: Callable[[], bool] | None = None,
     cache_mb: float | None = None,
 ) -> Iterator[TaggedDocument]:
-    """Tag a stream of documents (see raw_documents / sentence_documents) with a model folder.
+    """Tag a stream of documents (raw_documents, or sentence_document per CoNLL sentence).
 
     Documents are scored in batches (about 20,000 tokens); a batch also closes whenever `idle()`
     returns True (no more input ready without waiting, e.g. `InputSource.idle` of
@@ -217,11 +217,6 @@ def raw_documents(
     """Raw-text documents to tag, one per text; with `with_ids`, items are (id, text) pairs and
     each document carries its id to the output."""
     return text_documents(texts, with_ids)
-
-
-def sentence_documents(sentences: Iterable) -> Iterator[TaggedDocument]:
-    """Pre-tokenized CoNLL sentences as documents to tag, one per sentence."""
-    return map(sentence_document, sentences)
 
 
 @limited_iterator

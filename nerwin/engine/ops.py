@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 
-# Moved to their own modules; re-exported because model code imports them from here.
-from nerwin.engine.embedding import gather_concat as gather_concat
-from nerwin.engine.loss import stable_sigmoid as stable_sigmoid
 from nerwin.engine.tensor import Context, Function, Tensor
 
 Array = np.ndarray

@@ -7,7 +7,7 @@ import numpy as np
 from nerwin.engine import ACTIVATIONS, Tensor
 from nerwin.engine.activations import KINKS
 from nerwin.engine.gradcheck import GradResult, check_gradients, dense, relative_error
-from nerwin.engine.ops import stable_sigmoid
+from nerwin.engine.loss import stable_sigmoid
 from nerwin.model.classifier import AuxTargets, ModelShape, WindowClassifier
 
 Array = np.ndarray

@@ -8,8 +8,9 @@ import numpy as np
 
 from nerwin.engine import ACTIVATIONS, Tensor, affine, no_grad, sigmoid_bce
 from nerwin.engine.activations import LEARNABLE
+from nerwin.engine.embedding import gather_concat
+from nerwin.engine.loss import stable_sigmoid
 from nerwin.engine.ops import dropout as drop_units
-from nerwin.engine.ops import gather_concat, stable_sigmoid
 
 Array = np.ndarray
 PRELU_INIT = 0.25

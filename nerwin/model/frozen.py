@@ -29,7 +29,7 @@ import numpy as np
 
 from nerwin.engine import ACTIVATIONS, Tensor, no_grad
 from nerwin.engine.activations import LEAKY_SLOPE
-from nerwin.engine.ops import stable_sigmoid
+from nerwin.engine.loss import stable_sigmoid
 from nerwin.model.classifier import WindowClassifier
 
 Array = np.ndarray

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
@@ -282,11 +282,3 @@ def _check_sentences(sentences: object) -> None:
             "expected a list of sentences (lists of words), got a list of str; "
             "wrap one sentence as [words]"
         )
-
-
-def split_flat(values: np.ndarray, lengths: Sequence[int]) -> Iterator[np.ndarray]:
-    """Cut a flat per-token array back into sentences."""
-    start = 0
-    for n in lengths:
-        yield values[start : start + n]
-        start += n

@@ -156,11 +156,6 @@ def render(doc: TaggedDocument, fmt: str, with_probs: bool = False) -> str:
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def render_all(docs: Iterable[TaggedDocument], fmt: str, with_probs: bool = False) -> str:
-    """Several documents rendered one after another (one string, written at once)."""
-    return "".join([render(doc, fmt, with_probs) for doc in docs])
-
-
 def write_documents(
     docs: Iterable[TaggedDocument],
     out: TextIO,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from nerwin.engine.blas import limited, limited_iterator
@@ -106,7 +107,7 @@ class LocationTagger:
     def tag(self, text: str, threshold: float | None = None) -> Document:
         """Tokenize `text` (sentences are found too) and tag its locations."""
         _expect_text(text, "tag")
-        return next(self._run([TaggedDocument.from_text(text)], threshold))
+        return self._one(TaggedDocument.from_text(text), threshold)
 
     @limited
     def tag_tokens(
@@ -114,7 +115,7 @@ class LocationTagger:
     ) -> Document:
         """Tag pre-tokenized input: one sentence (a list of words) or a list of sentences."""
         sentences = _expect_tokens(tokens)
-        return next(self._run([TaggedDocument.from_sentences(sentences)], threshold))
+        return self._one(TaggedDocument.from_sentences(sentences), threshold)
 
     def pipe(
         self,
@@ -127,19 +128,15 @@ class LocationTagger:
 
         With `with_ids`, items are `(id, text)` pairs and each Document carries its id.
         """
-        if isinstance(texts, str):
+        if isinstance(texts, str):  # checked now, not when the first document is pulled
             raise TypeError("pipe() expects an iterable of str (one per document), got a str")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise TypeError(f"batch_size must be a positive int, got {batch_size!r}")
         docs = (_pipe_document(item, with_ids) for item in texts)
-        for batch in self._batches(docs, threshold, batch_size):
-            yield from batch
+        return chain.from_iterable(self._batches(docs, threshold, batch_size))
 
-    def _run(
-        self, docs: Iterable[TaggedDocument], threshold: float | None, batch_docs: int = 1
-    ) -> Iterator[Document]:
-        for batch in tag_batches(self.frozen, docs, threshold, batch_docs=batch_docs):
-            yield from map(to_document, batch)
+    def _one(self, doc: TaggedDocument, threshold: float | None) -> Document:
+        return next(self._batches([doc], threshold, 1))[0]
 
     @limited_iterator
     def _batches(

@@ -176,3 +176,10 @@ def test_pipeline_api_predict_takes_a_frozen_tagger_and_an_idle_probe(
     assert all(d.last_in_batch for d in tagged)  # input always waiting: a batch per document
     ids = list(api.predict(located.tagger, api.raw_documents([("x", PARIS)], with_ids=True)))
     assert ids[0].id == "x" and [e.text for e in ids[0].entities()] == ["Paris"]
+
+
+def test_pipeline_pipe_checks_its_arguments_when_called(located: LocationTagger) -> None:
+    with pytest.raises(TypeError, match="got a str"):
+        located.pipe("I flew to Paris.")  # not only once the first document is pulled
+    with pytest.raises(TypeError, match="batch_size"):
+        located.pipe([PARIS], batch_size=0)

@@ -190,7 +190,19 @@ def test_api_limits_blas_threads_during_a_call(tmp_path: Path) -> None:
 
         def close(self) -> None: ...
 
-    api.train(load_config(None, ["train.epochs=1"]), tmp_path / "run", progress=Watch())
+    from threadpoolctl import threadpool_limits
+
+    from nerwin.engine.blas import blas_threads
+
+    def count() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    with blas_threads(1):  # the pools are listed once, before the outer limit below
+        pass
+    with threadpool_limits(limits=2, user_api="blas"):  # this suite pins BLAS to 1: raise it
+        assert count() == {2}
+        api.train(load_config(None, ["train.epochs=1"]), tmp_path / "run", progress=Watch())
+        assert count() == {2}  # restored after the call
     assert seen and set(seen) == {1}
 
 

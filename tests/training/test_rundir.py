@@ -163,7 +163,8 @@ def test_rundir_lock_of_a_killed_process_does_not_block(tmp_path: Path) -> None:
         "import os, sys, pathlib; from nerwin.training.rundir import FolderLock; "
         "FolderLock(pathlib.Path(sys.argv[1])); os.kill(os.getpid(), 9)"
     )
-    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    held = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False)
+    assert held.returncode == -9  # it took the lock and died holding it
     from nerwin.training.rundir import FolderLock
 
     FolderLock(tmp_path).release()

@@ -21,10 +21,13 @@ def test_signals_first_signal_sets_the_flag_and_handlers_come_back() -> None:
 
 
 def test_signals_a_second_sigint_interrupts_at_once() -> None:
+    after_first = []
     with pytest.raises(KeyboardInterrupt), stop_on_signals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
+        after_first.append(stop.requested())  # the first one only asked to stop
         assert stop.name == "SIGINT"
         os.kill(os.getpid(), signal.SIGINT)
+    assert after_first == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -29,6 +29,7 @@ from nerwin.training.rundir import (
     create_out_dir,
     drop_metrics,
     metric_epoch,
+    release,
 )
 from nerwin.training.threshold import dev_record, pick_threshold
 
@@ -176,9 +177,7 @@ class EnsembleRun:
             raise
 
     def _unlock(self) -> None:
-        """Let another run use the folder (the lock also goes with the process)."""
-        if self.lock is not None:
-            self.lock.release()
+        release(self.lock)
 
     def _member_epochs(self, progress: Progress | None) -> Iterator[EpochReport]:
         for k in range(1, self.size + 1):

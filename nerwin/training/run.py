@@ -41,6 +41,7 @@ from nerwin.training.rundir import (
     create_out_dir,
     drop_metrics,
     metric_epoch,
+    release,
     same_config,
 )
 from nerwin.training.signals import stop_on_signals
@@ -133,17 +134,28 @@ class TrainingRun:
         it saved (every key spelled out; a hand-written one is refused), its metrics and model
         cleared first as --force clears them.
         """
-        from nerwin.config import config_from_dict, config_to_dict
-        from nerwin.files.yamlfile import read_sections
-        from nerwin.model.folder import recover_save
-        from nerwin.training.rundir import CONFIG
-
         out_dir = Path(out_dir)
         checkpoint = out_dir / CHECKPOINT
         no_checkpoint = f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)"
         if not out_dir.is_dir():
             raise NerwinError(no_checkpoint)
         lock = FolderLock(out_dir)  # before anything is read or repaired
+        try:
+            return cls._resume_locked(out_dir, lock)
+        except BaseException:  # a failed resume leaves the folder free for the next try
+            lock.release()
+            raise
+
+    @classmethod
+    def _resume_locked(cls, out_dir: Path, lock: FolderLock) -> TrainingRun:
+        """resume() once the folder's lock is held."""
+        from nerwin.config import config_from_dict, config_to_dict
+        from nerwin.files.yamlfile import read_sections
+        from nerwin.model.folder import recover_save
+        from nerwin.training.rundir import CONFIG
+
+        checkpoint = out_dir / CHECKPOINT
+        no_checkpoint = f"{out_dir}: no checkpoint to resume (expected {checkpoint}/)"
         check_outputs(out_dir, new_run=False, members=False)
         notes = [
             f"{out_dir / name}: put back from the copy a killed save had set aside"
@@ -269,9 +281,7 @@ class TrainingRun:
                 raise
 
     def _unlock(self) -> None:
-        """Let another run use the folder (the lock also goes with the process)."""
-        if self.lock is not None:
-            self.lock.release()
+        release(self.lock)
 
     def _kept(self) -> str:
         """What a diverged run leaves: the best model so far, or nothing."""

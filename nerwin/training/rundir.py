@@ -50,6 +50,12 @@ class FolderLock:
         self.release = weakref.finalize(self, os.close, fd)  # also when the run is collected
 
 
+def release(lock: FolderLock | None) -> None:
+    """Let another run use the folder, if a lock is held (it also goes with the process)."""
+    if lock is not None:
+        lock.release()
+
+
 def check_out_dir(out_dir: Path, force: bool) -> FolderLock | None:
     """Refuse, before any work, an output path that is a file, lies under a file or inside a
     model folder, holds a run, or is in use by another run (whose lock it then holds)."""
@@ -60,8 +66,7 @@ def check_out_dir(out_dir: Path, force: bool) -> FolderLock | None:
     try:
         _check_existing(out_dir, force)
     except BaseException:
-        if lock is not None:
-            lock.release()
+        release(lock)
         raise
     return lock
 

@@ -18,7 +18,7 @@ from _trained import DEV, TRAIN, assert_user_error, invoke
 
 from nerwin import __version__, api
 from nerwin.config import load_config
-from nerwin.errors import DataError
+from nerwin.errors import DataError, NerwinError
 from nerwin.model.folder import FILES, load_model
 
 # Small steps so an epoch lasts a second or two and a signal lands in the middle of one.
@@ -680,3 +680,18 @@ def test_resume_refuses_an_edited_run_config(tmp_path: Path, straight: Path) -> 
     line = assert_user_error(result, "train.lr is 0.1", "trained with 0.03", "own config")
     assert str(config) in line
     assert _snapshot(out) == before
+
+
+def test_resume_that_fails_leaves_the_folder_free(tmp_path: Path, straight: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(straight, out)
+    (out / "last" / "weights.npz").write_bytes(b"not an npz")
+    failed = []
+    with pytest.raises(NerwinError) as first:
+        api.resume_run(out)
+    failed.append(first)  # the traceback (and its frames) stays alive, as in a REPL
+    with pytest.raises(NerwinError) as again:
+        api.resume_run(out)
+    assert "another nerwin train" not in str(again.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from nerwin.config import PATH_VARIABLE, Config, data_file, path_variable
@@ -52,8 +53,14 @@ def data_path(template: str, config: Config, key: str = "data") -> Path:
         return path  # the reader reports a plain missing file
     name = names[0]
     hint = PATH_HINTS.get(name, "")
-    raise DataError(
-        f"{path}: file not found ({key} = {template}, paths.{name} = "
-        f"{dict(config.paths).get(name, '?')}; set {path_variable(name)}=DIR or "
-        f"--set paths.{name}=DIR{hint})"
-    )
+    variable = path_variable(name)
+    if os.environ.get(variable):  # the environment wins over the config's paths section
+        where = (
+            f"${variable} = {os.environ[variable]}, which overrides paths.{name}; fix or unset it"
+        )
+    else:
+        where = (
+            f"paths.{name} = {dict(config.paths).get(name, '?')}; set {variable}=DIR or "
+            f"--set paths.{name}=DIR"
+        )
+    raise DataError(f"{path}: file not found ({key} = {template}, {where}{hint})")

@@ -18,8 +18,9 @@ CoNLL, `.txt` for inline), one per partition. Needs the `dask` extra (`pip insta
   lock); tasks carry only the path. Scoring runs on `$NERWIN_THREADS` BLAS threads (default 1).
 - Shards are written whole to a temporary file and renamed into place (nerwin.files.atomic), so
   a partition Dask recomputes (a worker died) rewrites its shard: no partial or duplicate output.
-  A successful job removes shards of earlier jobs that this one did not write, and the temporary
-  files of killed writes; other files in `out_dir` stay.
+  A job first removes the shards of earlier jobs (a failed job leaves only the shards it
+  finished, never old ones beside new), and at the end the temporary files of killed writes;
+  other files in `out_dir` stay.
 - Errors: a user error on a worker (a bad JSON line, invalid UTF-8, a missing model) fails the
   job with TaggingFailed, a NerwinError whose one-line message names the file and line.
 
@@ -218,7 +219,9 @@ def tag_files(
         raise atomic.Refused(problem)
     out.mkdir(parents=True, exist_ok=True)
     names = [p.shard(output_format) for p in parts]
-    _remove_stale(out, set(names))
+    _remove_stale(
+        out, set()
+    )  # every earlier shard: a failed job must not leave old ones beside new
     resolved = str(model.resolve()), str(out.resolve())
     job = Job(*resolved, input_format, output_format, threshold, probs, cache_mb)
     began = time.perf_counter()

@@ -309,3 +309,19 @@ def test_dask_cli_glob_matching_nothing_is_one_error(
     on_cluster = ["--scheduler", client.scheduler.address, "--out", tmp_path / "out"]
     result = invoke(["predict", "--model", run.model, "--input", pattern, *on_cluster])
     assert_user_error(result, pattern, "no file matches")
+
+
+def test_dask_failed_rerun_leaves_no_old_shard_beside_new(
+    client, run: TrainedRun, tmp_path: Path
+) -> None:
+    path = _jsonl_corpus(tmp_path / "docs.jsonl", 600)
+    out = tmp_path / "out"
+    tag_files(run.model, path, out, "jsonl", client=client, lines_per_partition=50)
+    (out / "notes.txt").write_text("mine")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[450] = '{"id": "broken", "text": \n'  # partition 9 of 12 fails on the rerun
+    path.write_text("".join(lines), encoding="utf-8")
+    with pytest.raises(TaggingFailed):
+        tag_files(run.model, path, out, "jsonl", client=client, lines_per_partition=50)
+    assert not (out / "part-00009.jsonl").exists()  # the earlier job's shard is not left there
+    assert (out / "notes.txt").read_text() == "mine"

@@ -695,3 +695,12 @@ def test_resume_that_fails_leaves_the_folder_free(tmp_path: Path, straight: Path
     with pytest.raises(NerwinError) as again:
         api.resume_run(out)
     assert "another nerwin train" not in str(again.value)
+
+
+def test_run_missing_path_set_by_the_environment_says_so(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("NERWIN_CORPUS", str(tmp_path / "elsewhere"))
+    config = load_config(None, [f"paths.corpus={tmp_path}", "data.train=${corpus}/train.txt"])
+    with pytest.raises(DataError) as info:
+        api.train(config, tmp_path / "run")
+    assert "$NERWIN_CORPUS" in str(info.value) and "overrides paths.corpus" in str(info.value)
+    assert "--set paths.corpus" not in str(info.value)  # that would not help: the variable wins

@@ -242,11 +242,13 @@ def data_report(
     location_types: Sequence[str] = ("LOC",),
     word_column: int = 0,
     tag_column: int = -1,
+    gazetteer: Sequence[str] = (),
 ):
-    """A report on a corpus before training (sizes, tags, vocabulary, vectors, problems)."""
+    """A report on a corpus before training (sizes, tags, vocabulary, vectors, gazetteer
+    coverage, problems)."""
     from nerwin.data.report import data_report as report
 
-    return report(train, dev, vectors, location_types, word_column, tag_column)
+    return report(train, dev, vectors, location_types, word_column, tag_column, tuple(gazetteer))
 
 
 def plot(run_dir: str | Path, out: str | Path | None = None) -> Path:

@@ -336,9 +336,7 @@ def data_(
     ] = None,
     vectors: Annotated[
         Path | None,
-        typer.Option(
-            "--vectors", metavar="FILE", help="Pretrained vectors: coverage of the vocabulary."
-        ),
+        typer.Option("--vectors", metavar="FILE", help="Pretrained vectors: their coverage."),
     ] = None,
     location_types: Annotated[
         list[str] | None,
@@ -350,8 +348,12 @@ def data_(
     ] = None,
     word_column: Annotated[int, typer.Option(help="Column of the word.")] = 0,
     tag_column: Annotated[
-        int, typer.Option(help="Column of the tag (negative counts from the end).")
+        int, typer.Option(help="Column of the tag (negative: from the end).")
     ] = -1,
+    gazetteer: Annotated[
+        list[str] | None,
+        typer.Option(metavar="geonames|FILE", help="Place names: coverage of the entities."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Report on a corpus before training; exit 1 listing the problems when it cannot train."""
@@ -360,7 +362,9 @@ def data_(
 
     types = _types(location_types) or ["LOC"]
     try:
-        report = api.data_report(train, dev, vectors, types, word_column, tag_column)
+        report = api.data_report(
+            train, dev, vectors, types, word_column, tag_column, gazetteer or ()
+        )
     except NerwinError as err:
         _fail(err)
     typer.echo(
@@ -378,12 +382,7 @@ def plot(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="FILE",
-            help="Image file (default: RUN_DIR/curves.png; .svg and .pdf work too).",
-        ),
+        typer.Option("--out", "-o", metavar="FILE", help="Image (RUN_DIR/curves.png; .svg, .pdf)."),
     ] = None,
 ) -> None:
     """Draw loss, dev P/R/F1 (and diagnostics) per epoch to an image; needs matplotlib."""

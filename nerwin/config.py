@@ -49,6 +49,8 @@ class DataConfig:
     digits: bool = True  # map every digit to 0
     min_count: int = 1  # words seen fewer times in train become <unk>
     max_vocab: int | None = None  # keep at most this many training words
+    gazetteer: str | tuple[str, ...] | None = None  # place names: geonames, a file, or several
+    gazetteer_lowercase: bool = False  # let all-lowercase spans (bath, reading) match names
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
@@ -67,7 +69,17 @@ class DataConfig:
             out.append(("vectors_extend", f"must be >= -1, got {self.vectors_extend}"))
         if not self.train_files or any(not f for f in self.train_files):
             out.append(("train", "must name one or more files"))
+        if self.gazetteer is not None and (
+            not self.gazetteer_sources or any(not g for g in self.gazetteer_sources)
+        ):
+            out.append(("gazetteer", "must be null, geonames, a file, or a list of those"))
         return out
+
+    @property
+    def gazetteer_sources(self) -> tuple[str, ...]:
+        """data.gazetteer as a tuple of sources (none, one or several)."""
+        g = self.gazetteer
+        return () if g is None else (g,) if isinstance(g, str) else tuple(g)
 
     @property
     def train_files(self) -> tuple[str, ...]:
@@ -87,6 +99,7 @@ class ModelConfig:
     caps_dim: int = 5  # capitalisation feature vector size (0 = off)
     suffix_dim: int = 0  # vector size of the word's last 3 letters (0 = off)
     shape_dim: int = 0  # vector size of the word shape, e.g. Xx, X.X., d-d (0 = off)
+    gazetteer_dim: int = 5  # vector size of the place-name match feature (with data.gazetteer)
 
     def problems(self) -> list[tuple[str, str]]:
         """Range errors as (key, message)."""
@@ -121,7 +134,7 @@ class ModelConfig:
                     f"choose from {', '.join(ACTIVATIONS)}",
                 )
             )
-        for key in ("caps_dim", "suffix_dim", "shape_dim"):
+        for key in ("caps_dim", "suffix_dim", "shape_dim", "gazetteer_dim"):
             if not 0 <= getattr(self, key) <= MAX_FEATURE_DIM:
                 out.append((key, f"must be in 0..{MAX_FEATURE_DIM}, got {getattr(self, key)}"))
         return out
@@ -257,6 +270,7 @@ def _cross_problems(config: Config) -> list[str]:
     for key, value in [("train", f) for f in d.train_files] + [
         ("dev", d.dev),
         ("vectors", d.vectors),
+        *[("gazetteer", g) for g in d.gazetteer_sources],
     ]:
         for name in PATH_VARIABLE.findall(value or ""):
             if name not in named and not os.environ.get(path_variable(name)):
@@ -264,6 +278,8 @@ def _cross_problems(config: Config) -> list[str]:
                     f"data.{key}: ${{{name}}} is not defined; add paths.{name} to the config "
                     f"or set {path_variable(name)}"
                 )
+    if d.gazetteer_sources and config.model.gazetteer_dim == 0:
+        out.append("model.gazetteer_dim: is 0 but data.gazetteer names place names; set a size")
     if config.train.tune_threshold and not d.dev:
         out.append("train.tune_threshold: needs a dev set to tune on, but data.dev is null")
     return out

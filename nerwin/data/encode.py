@@ -9,6 +9,7 @@ import numpy as np
 
 from nerwin.data.caps import CAPS_PAD, encode_caps
 from nerwin.data.features import PAD_ID, TokenFeature
+from nerwin.data.gazetteer import GAZETTEER, Gazetteer
 from nerwin.data.vocab import END_ID, START_ID, Vocab
 from nerwin.data.windows import make_windows
 
@@ -32,8 +33,9 @@ def encode_sentences(
     window: int,
     with_caps: bool,
     features: Mapping[str, TokenFeature] | None = None,
+    gazetteer: Gazetteer | None = None,
 ) -> WindowData:
-    """Windows for every token of `sentences`, in order."""
+    """Windows for every token of `sentences`, in order (gazetteer matches within sentences)."""
     lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
     flat = [w for s in sentences for w in s]
     words = make_windows(vocab.encode(flat), lengths, window, START_ID, END_ID)
@@ -44,4 +46,7 @@ def encode_sentences(
         name: make_windows(feature.encode(flat), lengths, window, PAD_ID, PAD_ID)
         for name, feature in (features or {}).items()
     }
+    if gazetteer is not None:
+        ids = gazetteer.encode(flat, lengths)
+        extra[GAZETTEER] = make_windows(ids, lengths, window, PAD_ID, PAD_ID)
     return WindowData(words, caps, lengths, extra)

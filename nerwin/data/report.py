@@ -9,7 +9,9 @@ from pathlib import Path
 
 from nerwin.config import DataConfig, ModelConfig
 from nerwin.data.conll import Corpus, location_labels, read_conll
+from nerwin.data.coverage import Coverage, coverage, coverage_rows, location_texts
 from nerwin.data.embeddings import load_vectors
+from nerwin.data.placenames import load_gazetteer
 from nerwin.data.schemes import parse_tag, tags_to_spans
 from nerwin.data.vocab import SPECIALS, UNK_ID, Vocab, build_vocab
 from nerwin.files.paths import resolve_data_path
@@ -61,6 +63,9 @@ class DataReport:
     dev_location_oov_rate: float | None = None  # the same among dev location tokens
     overlap: int | None = None  # dev sentences whose words also form a train sentence
     vectors: VectorStats | None = None
+    gazetteer: dict | None = None  # names, kinds and sources of --gazetteer
+    train_gazetteer: Coverage | None = None
+    dev_gazetteer: Coverage | None = None
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -76,8 +81,10 @@ def data_report(
     location_types: Sequence[str] = ("LOC",),
     word_column: int = 0,
     tag_column: int = -1,
+    gazetteer: Sequence[str] = (),
 ) -> DataReport:
-    """Read the files as `nerwin train` would (default lowercase/digit settings) and count."""
+    """Read the files as `nerwin train` would (default lowercase/digit settings) and count;
+    with `gazetteer` sources (geonames or name files), how their names cover the entities."""
     defaults = DataConfig()
     types = list(dict.fromkeys(location_types))
     train_corpus = _read(train, word_column, tag_column)
@@ -85,8 +92,11 @@ def data_report(
         (s.words for s in train_corpus.sentences), defaults.lowercase, defaults.digits
     )
     report = DataReport(types, corpus_stats(train_corpus, types), len(vocab) - len(SPECIALS))
-    if dev is not None:
-        _add_dev(report, _read(dev, word_column, tag_column), train_corpus, vocab)
+    dev_corpus = None if dev is None else _read(dev, word_column, tag_column)
+    if dev_corpus is not None:
+        _add_dev(report, dev_corpus, train_corpus, vocab)
+    if gazetteer:
+        _add_gazetteer(report, gazetteer, train_corpus, dev_corpus)
     if vectors is not None:
         report.vectors = vector_stats(vectors, vocab)
     _check(report, train_corpus)
@@ -147,6 +157,20 @@ def _add_dev(report: DataReport, dev: Corpus, train: Corpus, vocab: Vocab) -> No
     report.dev_location_oov_rate = float(unknown[is_location].mean()) if is_location.any() else None
     seen = {s.words for s in train.sentences}
     report.overlap = sum(s.words in seen for s in dev.sentences)
+
+
+def _add_gazetteer(
+    report: DataReport, sources: Sequence[str], train: Corpus, dev: Corpus | None
+) -> None:
+    """Gazetteer coverage of train's (and dev's) entities."""
+    names, record = load_gazetteer(
+        sources, lambda s: resolve_data_path(str(s)), DataConfig().gazetteer_lowercase
+    )
+    report.gazetteer = {"names": len(names), "kinds": list(names.kinds), **record}
+    types = report.location_types
+    report.train_gazetteer = coverage(train, names, types)
+    if dev is not None:
+        report.dev_gazetteer = coverage(dev, names, types, location_texts(train, types))
 
 
 def vector_stats(path: str | Path, vocab: Vocab) -> VectorStats:
@@ -219,6 +243,12 @@ def render_report(report: DataReport) -> str:
                 f"{v.digits:,} digit-normalised, {v.missing:,} missing",
             ),
         ]
+    if report.gazetteer is not None:
+        g = report.gazetteer
+        rows.append(("gazetteer", f"{g['names']:,} names ({', '.join(g['kinds'])})"))
+        rows += coverage_rows("train", report.train_gazetteer)
+        if report.dev_gazetteer is not None:
+            rows += coverage_rows("dev", report.dev_gazetteer)
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += [f"warning: {w}" for w in report.warnings]

@@ -27,7 +27,7 @@ def demo_batch(
 
 
 def demo_extra(rng: np.random.Generator, model: WindowClassifier, n: int = 6) -> dict[str, Array]:
-    """Feature ids for the model's extra tables (suffix, shape), with repeats."""
+    """Feature ids for the model's extra tables (suffix, shape, gazetteer), with repeats."""
     return {
         name: rng.integers(0, min(rows, 4), (n, model.shape.window))
         for name, rows, _ in model.shape.extra
@@ -42,9 +42,9 @@ def demo_model(
     features: bool = False,
     aux: bool = False,
 ) -> WindowClassifier:
-    """A tiny float64 window classifier for checks (suffix/shape tables if `features`, heads if
-    `aux`)."""
-    extra = (("suffix", 5, 2), ("shape", 4, 2)) if features else ()
+    """A tiny float64 window classifier for checks (suffix/shape/gazetteer tables if `features`,
+    heads if `aux`)."""
+    extra = (("suffix", 5, 2), ("shape", 4, 2), ("gazetteer", 5, 2)) if features else ()
     shape = ModelShape(
         vocab_size=12,
         embedding_dim=4,

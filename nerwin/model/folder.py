@@ -20,6 +20,7 @@ naming the file and the field; file contents appear only as a short, escaped exc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ import numpy as np
 from nerwin import __version__
 from nerwin.config import Config, config_from_dict, save_config
 from nerwin.data.features import PAD, UNK, TokenFeature
+from nerwin.data.gazetteer import GAZETTEER, Gazetteer
+from nerwin.data.placenames import checksum, folder_text, read_folder_text
 from nerwin.errors import ConfigError, ModelError
 from nerwin.files import atomic, bounded, yamlfile
 from nerwin.files.yamlfile import YamlFileError
@@ -58,11 +61,13 @@ __all__ = [
     "vocab_text",
 ]
 FILES = ("weights.npz", "vocab.txt", "config.yaml", "meta.json")
-WRITTEN = (*FILES, "features.json")  # every file save_model writes into a model directory
+GAZETTEER_FILE = "gazetteer.txt"  # the place names of a model with a gazetteer feature
+WRITTEN = (*FILES, "features.json", GAZETTEER_FILE)  # every file save_model may write
 LIMITS = {  # bytes read at most from each file (weights.npz: bounded by its expected arrays)
     "meta.json": 1 << 20,
     "config.yaml": yamlfile.MAX_BYTES,
     "features.json": 64 << 20,
+    GAZETTEER_FILE: 256 << 20,
     "vocab.txt": 1 << 30,
 }
 
@@ -115,10 +120,16 @@ def _write_files(
     (staging / "vocab.txt").write_text(vocab_text(tagger.vocab), encoding="utf-8")
     features = {name: f.to_dict() for name, f in tagger.features.items()}
     (staging / "features.json").write_text(json.dumps(features) + "\n", encoding="utf-8")
+    gazetteer = {}
+    if tagger.gazetteer is not None:
+        text = folder_text(tagger.gazetteer)
+        (staging / GAZETTEER_FILE).write_text(text, encoding="utf-8")
+        gazetteer = {"gazetteer": {"names": len(tagger.gazetteer), "sha256": checksum(text)}}
     save_config(config, staging / "config.yaml")
     members = len(tagger.models)
     meta = {
         **(extra or {}),
+        **gazetteer,
         "format_version": SHARED_ROWS if members > 1 else 1,  # format 1 for older nerwin
         "nerwin_version": __version__,
         "threshold": tagger.threshold,
@@ -225,12 +236,41 @@ def _load(folder: _Folder) -> tuple[Tagger, Config, dict[str, Any]]:
         )
     features_data = folder.read("features.json") if folder.exists("features.json") else None
     features = _read_features(features_data, path / "features.json", shape)
+    uses_names = any(name == GAZETTEER for name, _, _ in shape.extra)
+    gazetteer = _read_gazetteer(folder, shape, config, meta) if uses_names else None
     with folder.open_file("weights.npz") as handle:
         weights = read_weights(handle, path / "weights.npz", shape, meta)
     models = [WindowClassifier(shape, params) for params in weights]
     threshold = float(meta.get("threshold", 0.5))
-    tagger = Tagger(models[0], vocab, threshold, features, tuple(models[1:]))
+    tagger = Tagger(models[0], vocab, threshold, features, tuple(models[1:]), gazetteer=gazetteer)
     return tagger, config, meta
+
+
+def _read_gazetteer(
+    folder: _Folder, shape: ModelShape, config: Config, meta: dict[str, Any]
+) -> Gazetteer:
+    """The model's place names (gazetteer.txt), checked against the feature table's rows."""
+    path = folder.path / GAZETTEER_FILE
+    if not folder.exists(GAZETTEER_FILE):
+        raise ModelError(f"{path}: missing; the model has a gazetteer feature")
+    data = folder.read(GAZETTEER_FILE)
+    recorded = (
+        meta.get("gazetteer", {}).get("sha256") if isinstance(meta.get("gazetteer"), dict) else None
+    )
+    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+        raise ModelError(f"{path}: changed since training (its sha256 differs from meta.json's)")
+    try:
+        gazetteer = read_folder_text(data, path, config.data.gazetteer_lowercase)
+    except (UnicodeDecodeError, ValueError) as err:
+        message = f"{path}: not UTF-8" if isinstance(err, UnicodeDecodeError) else str(err)
+        raise ModelError(_cut(message)) from None
+    rows = next(r for name, r, _ in shape.extra if name == GAZETTEER)
+    if gazetteer.n_values != rows:
+        raise ModelError(
+            f"{path}: {len(gazetteer.kinds)} kinds of names give {gazetteer.n_values} feature "
+            f"values but the weights have {rows}"
+        )
+    return gazetteer
 
 
 def _cut(message: str, limit: int = 400) -> str:
@@ -250,7 +290,7 @@ def _read_config(data: bytes, path: Path) -> Config:
 
 def _read_features(data: bytes | None, path: Path, shape: ModelShape) -> dict[str, TokenFeature]:
     """The feature vocabularies (features.json, optional when the model has none)."""
-    names = [name for name, _, _ in shape.extra]
+    names = [name for name, _, _ in shape.extra if name != GAZETTEER]
     if data is None:
         if names:
             raise ModelError(f"{path}: missing; the model uses features {names}")
@@ -283,7 +323,7 @@ def _read_features(data: bytes | None, path: Path, shape: ModelShape) -> dict[st
             f"{path}: features {sorted(features)} do not match the weights' {sorted(names)}"
         )
     for name, rows, _ in shape.extra:
-        if len(features[name]) != rows:
+        if name != GAZETTEER and len(features[name]) != rows:
             raise ModelError(f"{path}: feature {name} does not match the weights")
     return features
 

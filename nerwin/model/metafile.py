@@ -16,6 +16,7 @@ from typing import Any
 from nerwin import __version__
 from nerwin.data.caps import N_CAPS
 from nerwin.data.features import EXTRACTORS
+from nerwin.data.gazetteer import GAZETTEER
 from nerwin.data.vocab import SPECIALS
 from nerwin.errors import ModelError
 from nerwin.model.classifier import ModelShape
@@ -142,14 +143,18 @@ def read_shape(raw: dict[str, Any], path: Path) -> ModelShape:
             isinstance(e, list)
             and len(e) == 3
             and isinstance(e[0], str)
-            and e[0] in EXTRACTORS
+            and (e[0] in EXTRACTORS or e[0] == GAZETTEER)
             and _whole(e[1], 2, MAX_FEATURE_ROWS)
             and _whole(e[2], 1, MAX_SIZE)
             for e in extra
         )
         and len({e[0] for e in extra}) == len(extra)
+        and all(e[0] != GAZETTEER for e in extra[:-1])
     ):
-        raise bad("extra", f"a list of distinct [feature ({', '.join(EXTRACTORS)}), rows, dim]")
+        raise bad(
+            "extra",
+            f"a list of distinct [feature ({', '.join(EXTRACTORS)}, {GAZETTEER} last), rows, dim]",
+        )
     aux = values["aux_types"]
     if not (
         isinstance(aux, list)

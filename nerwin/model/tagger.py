@@ -13,6 +13,7 @@ import numpy as np
 from nerwin.data.caps import CAPS_PAD, encode_caps
 from nerwin.data.encode import WindowData, encode_sentences
 from nerwin.data.features import PAD_ID, TokenFeature
+from nerwin.data.gazetteer import GAZETTEER, Gazetteer
 from nerwin.data.vocab import END_ID, START_ID, Vocab
 from nerwin.errors import ConfigError
 from nerwin.model.classifier import WindowClassifier
@@ -56,6 +57,7 @@ class Tagger:
     features: dict[str, TokenFeature] = field(default_factory=dict)  # by model table name
     members: tuple[WindowClassifier, ...] = ()  # an ensemble's other models, averaged with `model`
     cache_mb: float | None = None  # cap of the precomputed first layer (None: see cache_megabytes)
+    gazetteer: Gazetteer | None = None  # place names, when the model has a gazetteer feature
 
     @property
     def models(self) -> tuple[WindowClassifier, ...]:
@@ -71,7 +73,12 @@ class Tagger:
         """Windows of ids for every token of `sentences` (a list of lists of words)."""
         _check_sentences(sentences)
         return encode_sentences(
-            sentences, self.vocab, self.model.shape.window, self.uses_caps, self.features
+            sentences,
+            self.vocab,
+            self.model.shape.window,
+            self.uses_caps,
+            self.features,
+            self.gazetteer,
         )
 
     def frozen(self, cache_mb: float | None = None) -> FrozenTagger:
@@ -158,8 +165,11 @@ class FrozenTagger:
         self.scorer = (
             FrozenScorer(tagger.models, int(self.cache_mb * 2**20)) if self.cache_mb > 0 else None
         )
-        # A token's code packs its ids: (word * n_caps + caps) * |f1| + f1, and so on per feature.
+        # A token's code packs its ids: (word * n_caps + caps) * |f1| + f1, and so on per feature;
+        # the gazetteer's id (which depends on the sentence) comes last, after the memo's code.
         self._features = [(name, tagger.features.get(name), rows) for name, rows, _ in shape.extra]
+        self._word_features = [f for f in self._features if f[0] != GAZETTEER]
+        self._gazetteer_rows = next((r for n, _, r in self._features if n == GAZETTEER), 0)
         self._radix = int(np.prod([rows for _, _, rows in self._features], dtype=np.int64))
         self._pads = (self._pad_code(START_ID), self._pad_code(END_ID))
         self._memo: dict[str, int] = {}
@@ -186,9 +196,14 @@ class FrozenTagger:
             raise ValueError(f"{len(words)} words for sentences of {int(np.sum(lengths))} words")
         if not words:
             return np.zeros(0, np.float32)
+        lengths = np.asarray(lengths, np.int64)
         with self._lock:
-            codes = self._windows(self._codes(words), np.asarray(lengths, np.int64))
-            return self._code_probabilities(codes)
+            codes = self._codes(words)
+            if self._gazetteer_rows:
+                if self.tagger.gazetteer is None:
+                    raise ValueError("the model has a gazetteer feature; the tagger has no names")
+                codes = codes * self._gazetteer_rows + self.tagger.gazetteer.encode(words, lengths)
+            return self._code_probabilities(self._windows(codes, lengths))
 
     def window_probabilities(self, data: WindowData) -> np.ndarray:
         """P(location) per window of ids, as Tagger.window_probabilities computes it."""
@@ -229,7 +244,7 @@ class FrozenTagger:
         codes = self.tagger.vocab.encode(words).astype(np.int64) * self.n_caps
         if self.n_caps > 1:
             codes += encode_caps(words)
-        for name, feature, rows in self._features:
+        for name, feature, rows in self._word_features:
             if feature is None:
                 raise ValueError(f"the tagger has no {name!r} feature values to encode words with")
             codes = codes * rows + feature.encode(words)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nerwin.data.encode import WindowData
+from nerwin.data.gazetteer import GAZETTEER
 from nerwin.data.tokenize import Token, tokenize
 from nerwin.data.vocab import PAD_END, PAD_START, UNK_ID
 from nerwin.engine import Tensor, no_grad
@@ -43,16 +44,18 @@ class Position:
     known: bool  # False: not in the vocabulary, read as <unk>
     contributions: dict[str, float]  # column ('word', 'caps', ...) -> sum(ds/dx * x) over its block
     occlusion: float | None  # s - s(word -> <unk>); None for padding
+    name: str | None = None  # the gazetteer's match here (B-city, I-city, S-country, O), if any
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return {
+        out = {
             "offset": self.offset,
             "word": self.word,
             "known": self.known,
             "contributions": {k: round(v, 6) for k, v in self.contributions.items()},
             "occlusion": None if self.occlusion is None else round(self.occlusion, 6),
         }
+        return out if self.name is None else {**out, "gazetteer": self.name}
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Explainer:
         for table, position, block in self.model.input_blocks():
             label = TABLE_LABELS.get(table, table)
             per_position[position][label] = float(grad_x_input[block].sum())
+        names = self._names(data, t)
         positions = [
             Position(
                 p - half,
@@ -195,11 +199,19 @@ class Explainer:
                 word is None or int(ids[p]) != UNK_ID,
                 per_position[p],
                 None if word is None else float(occlusion[p]),
+                None if word is None else names[p],
             )
             for p, word in enumerate(words)
         ]
         remainder = score - float(grad_x_input.sum()) - bias
         return TokenExplanation(t, token, prob, location, score, bias, remainder, positions)
+
+    def _names(self, data: WindowData, t: int) -> list[str | None]:
+        """The gazetteer's label at each window position of token t (None without one)."""
+        gazetteer = self.tagger.gazetteer
+        if gazetteer is None or GAZETTEER not in data.extra:
+            return [None] * self.model.shape.window
+        return gazetteer.describe(data.extra[GAZETTEER][t])
 
     def _model_parts(
         self, model: WindowClassifier, data: WindowData, t: int
@@ -317,9 +329,12 @@ def _token_table(e: TokenExplanation, digits: int) -> list[str]:
         f"token {e.index} {e.token.text!r}: P(location) {e.probability:.3f} ({verdict}); "
         f"s {_num(e.score, digits)} = {parts} + bias {_num(e.bias, digits)}{rest}"
     )
-    words = [p.word + ("" if p.known else "*") for p in e.positions]
+    words = [
+        p.word + ("" if p.known else "*") + (f" ({p.name})" if p.name not in (None, "O") else "")
+        for p in e.positions
+    ]
     width = max(4, *(len(w) for w in words))
-    num = max(9, digits + 6)
+    num = max(9, digits + 6, *(len(c) + 2 for c in columns))
     rows = [
         "  pos  "
         + "text".ljust(width)

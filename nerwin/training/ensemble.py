@@ -234,6 +234,7 @@ class EnsembleRun:
             self.config.train.threshold,
             first.features,
             tuple(t.model for t in taggers[1:]),
+            gazetteer=first.gazetteer,
         )
         epochs = tuple(int(m.get("epoch", 0)) for m in metas)
         threshold, scores, dev = tagger.threshold, None, None

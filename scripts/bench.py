@@ -20,9 +20,10 @@ Sections (--only):
   predict  P(location) tokens/s on pre-encoded windows (model only): nerwin's matrix path
            (x W in nerwin.model.tagger batches), its precomputed first layer (nerwin.model.frozen:
            rows cached, the steady state of `nerwin predict`, and rows built afresh in the call),
-           the fused numpy forward and PyTorch; raw text end to end in-process
-           (nerwin.tag.documents.text_documents + tag_documents, precomputed and matrix paths), and
-           tokenization alone
+           hand-written numpy of the same gathers (bench_common.GatherSketch, the yardstick of
+           the precomputed path), the fused numpy forward and PyTorch; raw text end to end
+           in-process (nerwin.tag.documents.text_documents + tag_documents, precomputed and matrix
+           paths), and tokenization alone
   cli      whole `nerwin predict --model M --input FILE --format F > /dev/null` processes on
            CoNLL-2003 train sentences joined as raw text (one per line, repeated to 400,000+
            tokens): every format, and conll with --cache-mb 0 (matrix path) as the reference;
@@ -73,7 +74,7 @@ WARMUP_WINDOWS = {"normal": {1: 200, 32: 2_048, 256: 4_096}, "quick": {1: 50, 32
 VECTOR_ROWS = {"normal": 400_000, "quick": 40_000}
 VECTOR_DIM = 300
 MIN_SECONDS = {"normal": 1.0, "quick": 0.2}  # per timed loop of the predict/windows workers
-PREDICT_IMPLS = ("nerwin", "frozen", "frozen-cold", "fused", "torch")  # model-only predict
+PREDICT_IMPLS = ("nerwin", "frozen", "frozen-cold", "gathers", "fused", "torch")  # model only
 CLI_TOKENS = {"normal": (400_000, 1_000_000), "quick": (50_000, 100_000)}  # e2e, peak RSS files
 
 
@@ -142,7 +143,10 @@ def worker_check(spec: dict, setup: bc.Setup) -> dict:
     tagger, data = _tagger_and_windows(setup)
     matrix = tagger.window_probabilities(data, frozen=False)
     frozen = tagger.frozen().window_probabilities(data)
+    sketch = bc.GatherSketch(setup.params, setup.meta["n_caps"])
+    sketch.prepare(data.words, data.caps)
     return {
+        "gathers": float(np.abs(sketch.predict() - matrix).max()),
         "rows": rows,
         "predict": predict,
         "predict_windows": n,
@@ -200,6 +204,10 @@ def worker_predict(spec: dict, setup: bc.Setup) -> dict:
             run = functools.partial(tagger.frozen().window_probabilities, data)
         else:  # every call builds its rows afresh, as one evaluation does
             run = lambda: tagger.window_probabilities(data, frozen=True)  # noqa: E731
+    elif spec["impl"] == "gathers":  # hand-written numpy of the same gathers, rows made untimed
+        sketch = bc.GatherSketch(setup.params, setup.meta["n_caps"])
+        sketch.prepare(words, caps)
+        run = sketch.predict
     else:
         impl = make_impl(spec["impl"], setup)
 
@@ -522,7 +530,7 @@ def run_check(folder: Path, threads: int, tol: float) -> tuple[str, bool]:
             )
     pred = ", ".join(f"{k} {v:.1e}" for k, v in result["predict"].items())
     ok &= all(v < tol for v in result["predict"].values())
-    ok &= result["frozen"] < tol
+    ok &= result["frozen"] < tol and result["gathers"] < tol
     text = (
         "Correctness: max |nerwin - reference| per parameter after one SGD step (lr 0.3) from the "
         f"same init on the first batch of the epoch-1 order (float32; pass < {tol:g}):\n\n"
@@ -530,7 +538,8 @@ def run_check(folder: Path, threads: int, tol: float) -> tuple[str, bool]:
         + f"\n\nPrediction, max |P(nerwin) - P(reference)| over {result['predict_windows']:,} "
         f"windows: {pred}. nerwin's precomputed first layer against its matrix path over all "
         f"{result['frozen_windows']:,} train windows: max |diff| {result['frozen']:.1e}, "
-        f"{result['frozen_label_changes']} label(s) changed at threshold 0.5. "
+        f"{result['frozen_label_changes']} label(s) changed at threshold 0.5; the hand-written "
+        f"numpy of the same gathers: max |diff| {result['gathers']:.1e}. "
         f"Result: {'PASS' if ok else 'FAIL'}."
     )
     if not result["torch"]:
@@ -655,10 +664,23 @@ def section_predict(folder: Path, args, mode: str, report: Report, raw: dict) ->
             {"nerwin": model["frozen"], **references},
         )
         report.add(
+            "… hand-written numpy of the same gathers (`GatherSketch`: np.take into reused "
+            "buffers, rows made untimed), in the nerwin column",
+            threads,
+            {"nerwin": model["gathers"]},
+            ratios=False,
+        )
+        report.add(
             "… precomputed first layer, rows built within each call "
             "(`window_probabilities(frozen=True)`, as one evaluation)",
             threads,
             {"nerwin": model["frozen-cold"], **references},
+        )
+        ratio = bc.median([a / b for a, b in zip(model["frozen"], model["gathers"])])
+        report.notes.append(
+            f"Precomputed first layer (cached rows) / hand-written numpy of the same gathers "
+            f"(np.take into reused buffers, rows made untimed), model only, {threads} thread(s): "
+            f"{ratio:.2f} (median of per-repeat ratios)."
         )
         for impl, what in (("frozen", "cached rows"), ("frozen-cold", "rows built per call")):
             ratio = bc.median([a / b for a, b in zip(model[impl], model["nerwin"])])

@@ -201,6 +201,62 @@ class NerwinStep:
         return {k: v.copy() for k, v in self.model.arrays().items()}
 
 
+class GatherSketch:
+    """Hand-written numpy of the precomputed first layer, the yardstick of nerwin.model.frozen:
+    rows R_p[key] = E[w] W_E,p + F[c] W_F,p (+ b at p = 0) for every distinct (word, caps) key of
+    the windows, computed once in `prepare` (the steady state of a warm cache); `predict` then
+    gathers them with np.take into reused (CHUNK, H) buffers, adds, ReLU, u, sigmoid."""
+
+    name = "gathers"
+    chunk = 256
+
+    def __init__(self, params: dict[str, np.ndarray], n_caps: int):
+        self.params, self.n_caps = params, n_caps
+        self.index: np.ndarray | None = None
+
+    def prepare(self, words: np.ndarray, caps: np.ndarray) -> None:
+        """Rows of the distinct keys of windows (n, w), and each window's row indices (w, n)."""
+        p = self.params
+        keys = (words.astype(np.int64) * self.n_caps + caps).T
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        self.index = np.ascontiguousarray(inverse.reshape(keys.shape), dtype=np.intp)
+        word, cap = np.divmod(distinct, self.n_caps)
+        d, k, w = p["E"].shape[1], p["F"].shape[1], keys.shape[0]
+        W = p["W"].astype(np.float32)  # rows: the w word vectors, then the w caps vectors
+        self.rows = [
+            np.ascontiguousarray(
+                p["E"][word] @ W[q * d : (q + 1) * d]
+                + p["F"][cap] @ W[w * d + q * k : w * d + (q + 1) * k]
+                + (p["b"] if q == 0 else 0),
+                dtype=np.float32,
+            )
+            for q in range(w)
+        ]
+        hidden = W.shape[1]
+        self.buffers = [np.empty((self.chunk, hidden), np.float32) for _ in range(2)]
+        self.zero = np.zeros((self.chunk, hidden), np.float32)
+        self.u, self.c = np.ascontiguousarray(p["u"][:, 0], np.float32), np.float32(p["c"][0])
+
+    def predict(self) -> np.ndarray:
+        """P(location) of every window given to prepare()."""
+        index, rows = self.index, self.rows
+        n = index.shape[1]
+        out = np.empty(n, np.float32)
+        z_buf, tmp_buf = self.buffers
+        for s in range(0, n, self.chunk):
+            e = min(n, s + self.chunk)
+            z, tmp = z_buf[: e - s], tmp_buf[: e - s]
+            rows[0].take(index[0, s:e], axis=0, out=z, mode="clip")
+            for q in range(1, len(rows)):
+                rows[q].take(index[q, s:e], axis=0, out=tmp, mode="clip")
+                np.add(z, tmp, out=z)
+            np.maximum(z, self.zero[: e - s], out=z)
+            np.dot(z, self.u, out=out[s:e])
+        out += self.c
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-out))
+
+
 # --- timing --------------------------------------------------------------------------------------
 
 

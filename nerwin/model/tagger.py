@@ -21,7 +21,7 @@ from nerwin.model.frozen import FrozenScorer
 
 SCORE_BATCH = 4096  # windows per forward at inference (fits the caches better than larger ones)
 CACHE_VARIABLE = "NERWIN_TAG_CACHE_MB"  # memory cap of the precomputed first layer, in MB
-DEFAULT_CACHE_MB = 256.0
+DEFAULT_CACHE_MB = 160.0  # 1M tokens, shipped 3-member model: peak RSS 366 MB (256: 465 MB)
 MEMO_WORDS = 250_000  # distinct words whose ids a FrozenTagger remembers (then it starts over)
 # A one-off call builds its first-layer rows from scratch: one row per distinct (word, caps) key
 # costs about as much as scoring ROW_COST windows by matrix products (the product E[w] W_p for
@@ -33,7 +33,7 @@ ROW_COST = 3.0
 
 def cache_megabytes(cache_mb: float | None = None) -> float:
     """The memory cap of the precomputed first layer: `cache_mb`, else $NERWIN_TAG_CACHE_MB, else
-    256 (MB, over all members of an ensemble); 0 turns the table off (plain matrix products)."""
+    160 (MB, over all members of an ensemble); 0 turns the table off (plain matrix products)."""
     if cache_mb is None:
         raw = os.environ.get(CACHE_VARIABLE, "").strip()
         if not raw:
@@ -213,8 +213,8 @@ class FrozenTagger:
         if self.scorer is None:
             return self.tagger.window_probabilities(data, frozen=False)
         with self._lock:
-            keys = self.scorer.keys(data.words, data.caps)
-            extra = {name: data.extra[name].T for name, _, _ in self._features}
+            keys = self.scorer.keys(data.words, data.caps, data.extra.get(GAZETTEER))
+            extra = {name: data.extra[name].T for name in self.scorer.extra_names}
             return self.scorer.probabilities(keys, extra)
 
     # -- token codes -------------------------------------------------------------------------------
@@ -282,6 +282,8 @@ class FrozenTagger:
             for name, _, rows in reversed(self._features):
                 rest, extra[name] = np.divmod(rest, rows)
         if self.scorer is not None:
+            if GAZETTEER in extra:  # the gazetteer's id joins the key
+                keys = keys + extra.pop(GAZETTEER) * self.scorer.words_caps
             return self.scorer.probabilities(keys, extra)
         words, caps = np.divmod(keys, self.n_caps)
         data = WindowData(

@@ -11,11 +11,24 @@ it differs from the first member's E: `member{k}.E.rows` (int32 row ids, strictl
 each below the vocabulary size) and `member{k}.E.values` (those rows). Words never seen in
 training keep their pretrained vector in every member, so most rows are shared; the table is
 rebuilt bit for bit on load (`shared_rows` writes, `_read_table` reads).
+
+Memory. A large embedding table stored uncompressed (np.savez) is not read into memory but
+mapped from the file copy-on-write (MAP_PRIVATE; at least MAP_BYTES): after its check each
+chunk's pages are dropped again, so only the rows a caller touches become resident, and the
+members of an ensemble map the same file pages (member k >= 1 writes its own rows into its
+mapping, which copies just those pages). The arrays behave as ordinary writable arrays; writes
+never reach the file. A model folder is replaced by saving a new one (nerwin never rewrites
+weights.npz in place); changing the file in place while a model is loaded is not supported.
+Resident memory (RSS) counts a file page once per mapping that touched it, and on a file system
+with large folios (ext4 on Linux 6.x) touching one row maps the whole folio, up to 2 MB: the
+page cache holds the table once, but RSS can show it up to once per member.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import mmap
 import os
 import re
 import struct
@@ -39,6 +52,8 @@ SHARED_ROWS = 3  # format_version from which member k >= 1 stores E as member{k}
 ROWS, VALUES = "E.rows", "E.values"  # the names of those arrays after the member{k}. prefix
 MAX_EXPANSION = 32  # a compressed array may be this many times its compressed size (+ 1 MiB)
 _CHUNK = 16 << 20  # bytes read at a time into an array
+MAP_BYTES = 16 << 20  # embedding tables at least this large are mapped, not read
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: signature, name, extra
 _ZIP_ERRORS = (
     OSError,
     ValueError,
@@ -73,7 +88,7 @@ def read_weights(
         keys = {n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")}
         version = meta["format_version"]
         _check_members(path, keys, meta["members"], version)
-        read = _Reader(archive, keys, size, path)
+        read = _Reader(archive, keys, size, path, handle)
         out: list[dict[str, Tensor]] = []
         for member in range(meta["members"]):
             prefix = MEMBER_PREFIX.format(member) if member else ""
@@ -82,7 +97,7 @@ def read_weights(
                 if name == "E" and member and version >= SHARED_ROWS:
                     array = _read_table(read, prefix, out[0]["E"].data, want)
                 else:
-                    array = read.array(prefix + name, want)
+                    array = read.array(prefix + name, want, table=name == "E")
                 params[name] = Tensor(
                     np.ascontiguousarray(array, dtype=shape.dtype), requires_grad=True, name=name
                 )
@@ -118,7 +133,7 @@ def _read_table(read: _Reader, prefix: str, base: np.ndarray, want: tuple[int, .
             f"{where}: row ids must be strictly increasing, from 0 to {vocab_size - 1:,}"
         )
     values = read.array(prefix + VALUES, (len(rows), dim))
-    table = base.copy()
+    table = read.remap(base)
     table[rows] = values
     return table
 
@@ -126,15 +141,85 @@ def _read_table(read: _Reader, prefix: str, base: np.ndarray, want: tuple[int, .
 class _Reader:
     """Reads checked arrays of one open weights.npz (`size`: the file's size in bytes)."""
 
-    def __init__(self, archive: zipfile.ZipFile, keys: set[str], size: int, path: Path):
+    def __init__(
+        self, archive: zipfile.ZipFile, keys: set[str], size: int, path: Path, handle: BinaryIO
+    ):
         self.archive, self.keys, self.size, self.path = archive, keys, size, path
+        self.handle = handle
+        self.mapped: dict[int, tuple[int, np.dtype, tuple[int, ...]]] = {}  # id(array) -> place
 
-    def array(self, key: str, want: tuple[int, ...], index: bool = False) -> np.ndarray:
-        """The array `key` of shape `want`; with `index`, int32 ids of shape (n,), n <= want[0]."""
+    def array(
+        self, key: str, want: tuple[int, ...], index: bool = False, table: bool = False
+    ) -> np.ndarray:
+        """The array `key` of shape `want`; with `index`, int32 ids of shape (n,), n <= want[0];
+        a `table` (an embedding table) is mapped from the file when it can be (module notes)."""
         if key not in self.keys:
             raise ModelError(f"{self.path}: weight {key} is missing")
         info = self.archive.getinfo(key + ".npy")
-        return _read_array(self.archive, info, self.size, self.path, key, want, index)
+        mapper = self._map if table else None
+        return _read_array(self.archive, info, self.size, self.path, key, want, index, mapper)
+
+    def remap(self, base: np.ndarray) -> np.ndarray:
+        """A private copy of `base`: another copy-on-write mapping when `base` is mapped."""
+        place = self.mapped.get(id(base))
+        if place is None:
+            return base.copy()
+        return _mapping(self.handle.fileno(), *place)
+
+    def _map(
+        self, info: zipfile.ZipInfo, npy_offset: int, dtype: np.dtype, shape: tuple[int, ...]
+    ) -> np.ndarray | None:
+        """The array mapped from the file (its data at `npy_offset` in the stored member), or
+        None when it cannot be (compressed, small, foreign byte order, no mmap)."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.compress_type != zipfile.ZIP_STORED or nbytes < MAP_BYTES or info.flag_bits & 1:
+            return None
+        if not dtype.isnative or not hasattr(os, "pread"):
+            return None
+        try:
+            local = os.pread(self.handle.fileno(), _LOCAL_HEADER.size, info.header_offset)
+            if len(local) != _LOCAL_HEADER.size:
+                return None
+            signature, name_length, extra_length = _LOCAL_HEADER.unpack(local)
+            start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+            start += npy_offset
+            if signature != b"PK\x03\x04" or start + nbytes > self.size:
+                return None
+            array = _mapping(self.handle.fileno(), start, dtype, shape)
+        except (OSError, ValueError, OverflowError, io.UnsupportedOperation):
+            return None
+        self.mapped[id(array)] = (start, dtype, shape)
+        return array
+
+
+def _mapping(fd: int, start: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A writable array over bytes `start`... of file `fd`, mapped copy-on-write."""
+    align = start - start % mmap.ALLOCATIONGRANULARITY
+    count = math.prod(shape)
+    length = start - align + count * dtype.itemsize
+    view = mmap.mmap(fd, length, access=mmap.ACCESS_COPY, offset=align)
+    if hasattr(mmap, "MADV_RANDOM"):  # rows are read here and there: no read-ahead
+        view.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(view, dtype, count, offset=start - align).reshape(shape)
+
+
+def _check_mapped(array: np.ndarray, where: str) -> None:
+    """Finite values in a mapped array, checked a chunk at a time, each chunk's pages dropped
+    again after its check (they were only read: the file still holds them)."""
+    view = array.base
+    while view is not None and not isinstance(view, mmap.mmap):  # array -> memoryview -> mmap
+        view = view.obj if isinstance(view, memoryview) else getattr(view, "base", None)
+    flat = array.reshape(-1)
+    step = max(1, _CHUNK // array.itemsize)
+    skip = len(view) - array.nbytes if view is not None else 0  # the bytes before the array
+    for first in range(0, len(flat), step):
+        if not np.isfinite(flat[first : first + step]).all():
+            raise ModelError(f"{where}: holds NaN or infinite values")
+        if view is not None and hasattr(mmap, "MADV_DONTNEED"):
+            low = skip + first * array.itemsize
+            high = min(len(view), skip + (first + step) * array.itemsize)
+            page = low - low % mmap.PAGESIZE
+            view.madvise(mmap.MADV_DONTNEED, page, high - page)
 
 
 def _read_array(
@@ -145,9 +230,11 @@ def _read_array(
     key: str,
     want: tuple[int, ...],
     index: bool = False,
+    mapper: Any = None,
 ) -> np.ndarray:
     """One array of weights.npz: its .npy header checked before its data is read (see
-    _check_header for `want` and `index`)."""
+    _check_header for `want` and `index`); `mapper(info, offset, dtype, shape)` may map it
+    from the file instead (None: read it)."""
     where = f"{path}: weight {key}"
     if info.compress_size > size or info.header_offset > size:
         raise ModelError(f"{where}: corrupt or truncated weights (sizes beyond the file)")
@@ -172,6 +259,12 @@ def _read_array(
             count = math.prod(shape)
             if info.file_size != member.tell() + count * dtype.itemsize:
                 raise ModelError(f"{where}: its size does not match its header")
+            mapped = (
+                None if fortran or mapper is None else mapper(info, member.tell(), dtype, shape)
+            )
+            if mapped is not None:
+                _check_mapped(mapped, where)
+                return mapped
             array = np.empty(count, dtype)
             _read_into(member, array.view(np.uint8), where)
     except _ZIP_ERRORS as err:

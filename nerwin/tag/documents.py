@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, pairwise
 from operator import attrgetter
 from typing import Any
 
@@ -179,15 +180,18 @@ def tag_documents(
 def _score(
     session: FrozenTagger, docs: list[TaggedDocument], threshold: float | None
 ) -> list[TaggedDocument]:
-    """Score a batch at once; labels, IOB2 codes and entities come from flat arrays."""
-    tokens = [t for doc in docs for s in doc.sentences for t in s]
-    lengths = np.fromiter((len(s) for doc in docs for s in doc.sentences), np.int64)
+    """Score a batch at once; labels, IOB2 codes and entities come from flat arrays, and the
+    per-document work is slicing (entities are placed by the token they start at)."""
+    sentences = [s for doc in docs for s in doc.sentences]
+    lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
+    tokens = list(chain.from_iterable(sentences))
     n = len(tokens)
     probs = session.token_probabilities(list(map(_text, tokens)), lengths)
     labels = session.labels(probs, threshold)
     on = labels.astype(bool)
+    ends = np.cumsum(lengths)  # each sentence's end (token index)
     first = np.zeros(n + 1, bool)  # a sentence starts here (or the batch ends)
-    first[np.cumsum(lengths) - lengths] = True
+    first[ends - lengths] = True
     first[n] = True
     before = np.zeros(n, bool)  # the previous token of the same sentence is a location
     before[1:] = on[:-1]
@@ -203,26 +207,24 @@ def _score(
         sums = np.add.reduceat(np.append(probs, probs.dtype.type(0)), bounds)[::2]
         means = (sums / (lasts - starts + 1).astype(probs.dtype)).tolist()
     iob = np.where(on, np.where(before, I, B), O).tolist()
-    starts_list, lasts_list = starts.tolist(), lasts.tolist()
-    k = 0  # next entity
-    offset = 0  # first token of the document
-    for doc in docs:
-        doc.probs, doc.labels = [], []
-        cut = offset
-        for s in doc.sentences:
-            doc.probs.append(probs[cut : cut + len(s)])
-            doc.labels.append(labels[cut : cut + len(s)])
-            cut += len(s)
-        end = cut
+    cuts = [0, *ends.tolist()]
+    sentence_probs = [probs[a:b] for a, b in pairwise(cuts)]
+    sentence_labels = [labels[a:b] for a, b in pairwise(cuts)]
+    counts = np.fromiter((len(doc.sentences) for doc in docs), np.int64, len(docs))
+    last_sentence = np.cumsum(counts)  # each document's sentences end here
+    doc_ends = np.asarray(cuts, np.int64)[last_sentence]  # and its tokens here
+    bounds_list = zip((last_sentence - counts).tolist(), last_sentence.tolist())
+    offset = 0
+    for doc, (a, b), end in zip(docs, bounds_list, doc_ends.tolist()):
+        doc.probs, doc.labels = sentence_probs[a:b], sentence_labels[a:b]
         doc.iob = iob[offset:end]
-        found = []
-        while k < len(starts_list) and starts_list[k] < end:
-            a, b = tokens[starts_list[k]], tokens[lasts_list[k]]
-            found.append(Entity(doc.text[a.start : b.end], a.start, b.end, means[k]))
-            k += 1
-        doc.found = found
+        doc.found = []
         doc.last_in_batch = False
         offset = end
+    owners = np.searchsorted(doc_ends, starts, side="right").tolist()  # the entities' documents
+    for k, (start, last, owner) in enumerate(zip(starts.tolist(), lasts.tolist(), owners)):
+        doc, a, b = docs[owner], tokens[start], tokens[last]
+        doc.found.append(Entity(doc.text[a.start : b.end], a.start, b.end, means[k]))
     if docs:
         docs[-1].last_in_batch = True
     return docs

@@ -76,7 +76,7 @@ class LocationTagger:
     """A trained model ready to tag: `tag(text)`, `tag_tokens(tokens)`, `pipe(texts)`.
 
     The model is taken as frozen: the first layer of each distinct word is computed once and
-    cached (up to `cache_mb` MB, default $NERWIN_TAG_CACHE_MB or 256; 0 = plain matrix
+    cached (up to `cache_mb` MB, default $NERWIN_TAG_CACHE_MB or 160; 0 = plain matrix
     products), so make a new LocationTagger after changing the weights of `tagger`. One
     LocationTagger can be shared by threads (its calls take turns).
     """

@@ -4,6 +4,7 @@ member 1's, rebuilt bit for bit on load and checked like every other array; olde
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from nerwin.config import load_config
 from nerwin.data.caps import N_CAPS
 from nerwin.data.vocab import Vocab
 from nerwin.errors import ModelError
-from nerwin.model import metafile
+from nerwin.model import metafile, weightsfile
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import FORMAT_VERSION, load_model, save_model
 from nerwin.model.tagger import Tagger
@@ -230,3 +231,44 @@ def test_single_model_is_still_format_1(tmp_path: Path) -> None:
     save_model(tmp_path / "one", Tagger(first.model, first.vocab, 0.5), _config())
     assert json.loads((tmp_path / "one" / "meta.json").read_text())["format_version"] == 1
     assert not any(k.startswith("member") for k in _arrays(tmp_path / "one"))
+
+
+def _mapped(array: np.ndarray) -> bool:
+    """True when `array` lies in a memory mapping (of the weights file)."""
+    view = array.base
+    while view is not None and not isinstance(view, mmap.mmap):
+        view = view.obj if isinstance(view, memoryview) else getattr(view, "base", None)
+    return view is not None
+
+
+def test_ensemble_folder_maps_large_tables_copy_on_write(saved: Path, monkeypatch) -> None:
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 0)  # map even this small table
+    before = (saved / "weights.npz").read_bytes()
+    loaded = load_model(saved)[0]
+    original = _ensemble(CHANGED)
+    _assert_same_bits(loaded, original)  # writable, C-contiguous, every bit as saved
+    tables = [m.params["E"].data for m in loaded.models]
+    assert all(map(_mapped, tables))  # each member its own mapping of the file's rows
+    assert not _mapped(loaded.model.params["W"].data)  # only embedding tables
+    tables[0][:] = 7.0  # writes stay in this process: the file and the other members keep theirs
+    assert (saved / "weights.npz").read_bytes() == before
+    np.testing.assert_array_equal(tables[1], original.members[0].params["E"].data)
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 1 << 40)  # below the size: read, not mapped
+    assert not any(_mapped(m.params["E"].data) for m in load_model(saved)[0].models)
+
+
+def test_ensemble_folder_mapped_table_is_checked(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 0)
+    tagger = _ensemble(CHANGED)
+    tagger.model.params["E"].data[30, 1] = np.inf
+    save_model(tmp_path / "model", tagger, _config())
+    assert "weight E: holds NaN or infinite values" in _error(tmp_path / "model")
+
+
+def test_ensemble_folder_compressed_table_is_read(saved: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 0)
+    np.savez_compressed(tmp_path / "weights.npz", **_arrays(saved))  # not mappable: read instead
+    (saved / "weights.npz").write_bytes((tmp_path / "weights.npz").read_bytes())
+    loaded = load_model(saved)[0]
+    assert not _mapped(loaded.model.params["E"].data)
+    _assert_same_bits(loaded, _ensemble(CHANGED))

@@ -16,7 +16,7 @@ from nerwin.engine import ACTIVATIONS
 from nerwin.errors import ConfigError
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import load_model
-from nerwin.model.frozen import FrozenClassifier, FrozenScorer
+from nerwin.model.frozen import FrozenScorer
 from nerwin.model.tagger import CACHE_VARIABLE, FrozenTagger, Tagger, cache_megabytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,24 +157,37 @@ def test_frozen_cache_keeps_the_lowest_keys_when_room_is_short(rng: np.random.Ge
     tagger, _ = _random_tagger(rng, "relu", (8,))
     model = tagger.model
     row_bytes = 5 * 8 * 4
-    frozen = FrozenClassifier(model, cache_bytes=row_bytes * (5 * 256 + 10))  # 10 rows + scratch
-    assert frozen.capacity == 10
+    scorer = FrozenScorer((model,), cache_bytes=row_bytes * (5 * 256 + 1 + 10))  # 10 + scratch
+    assert scorer.capacity == 10
     keys = np.array([[40, 7, 3, 90, 12, 3, 55, 61, 70, 80, 81, 82]] * 5)  # (w, n)
-    expected = WindowClassifier.predict_proba
-    words, caps = np.divmod(keys.T, frozen.n_caps)
-    want = expected(model, words, caps)
-    got = 1 / (1 + np.exp(-frozen.logits(keys)))
-    np.testing.assert_allclose(got, want, atol=1e-6)
-    assert frozen.cached == 10
-    cached = np.flatnonzero(frozen._slot_of >= 0)
+    words, caps = np.divmod(keys.T, scorer.n_caps)
+    want = WindowClassifier.predict_proba(model, words, caps)
+    np.testing.assert_allclose(scorer.probabilities(keys), want, atol=1e-6)
+    assert scorer.cached == 10
+    cached = np.flatnonzero(scorer._slot_of > 0)
     assert cached.tolist() == sorted(set(keys[0].tolist()))[:10]  # most frequent words first
-    np.testing.assert_allclose(1 / (1 + np.exp(-frozen.logits(keys))), want, atol=1e-6)
+    np.testing.assert_allclose(scorer.probabilities(keys), want, atol=1e-6)
+
+
+def test_frozen_batches_with_many_uncached_keys_are_scored_in_parts(
+    rng: np.random.Generator,
+) -> None:
+    tagger, _ = _random_tagger(rng, "relu", (8,), members=2, n_words=4000)
+    scorer = FrozenScorer(tagger.models, cache_bytes=0)  # no room: every key goes to scratch
+    assert scorer.capacity == 0
+    n = 3000  # windows of random keys: far more distinct keys than the scratch area holds
+    keys = rng.integers(0, scorer.n_keys, size=(5, n))
+    assert len(np.unique(keys)) > scorer.scratch_rows
+    words, caps = np.divmod(keys.T, scorer.n_caps)
+    want = sum(WindowClassifier.predict_proba(m, words, caps) for m in tagger.models) / 2
+    np.testing.assert_allclose(scorer.probabilities(keys), want, atol=1e-6)
+    assert scorer.cached == 0
 
 
 def test_frozen_rows_are_computed_once_per_key(rng: np.random.Generator) -> None:
     tagger, _ = _random_tagger(rng, "relu", n_words=4000)  # too many keys to compute them all
     session = tagger.frozen()
-    assert not session.scorer.members[0].eager
+    assert not session.scorer.eager
     session.probabilities([["Paris", "wb", "wc"]])
     first = session.scorer.cached_rows
     assert first == 5  # (paris, Title), (wb, lower), (wc, lower) and the two padding keys
@@ -189,12 +202,12 @@ def test_frozen_tiny_key_space_is_computed_at_once(rng: np.random.Generator) -> 
     scorer = FrozenScorer(tagger.models, 256 << 20)
     keys = scorer.keys(np.array([[1, 1, 5, 2, 2]]), np.array([[0, 0, 1, 0, 0]]))
     scorer.probabilities(keys)
-    assert scorer.members[0].eager and scorer.cached_rows == tagger.model.shape.vocab_size * N_CAPS
+    assert scorer.eager and scorer.cached_rows == tagger.model.shape.vocab_size * N_CAPS
 
 
 def test_frozen_cache_megabytes_from_argument_or_environment(monkeypatch) -> None:
     monkeypatch.delenv(CACHE_VARIABLE, raising=False)
-    assert cache_megabytes() == 256
+    assert cache_megabytes() == 160
     assert cache_megabytes(12.5) == 12.5
     monkeypatch.setenv(CACHE_VARIABLE, "64")
     assert cache_megabytes() == 64 and cache_megabytes(0) == 0

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 
 from nerwin.data.conll import Sentence
+from nerwin.tag import formats
 from nerwin.tag.documents import TaggedDocument, sentence_document, text_documents
-from nerwin.tag.formats import FORMATS, render, render_conll, render_inline, render_json
+from nerwin.tag.formats import (
+    FORMATS,
+    render,
+    render_batch,
+    render_conll,
+    render_inline,
+    render_json,
+)
 
 
 def _doc(text: str, probs: list[list[float]], threshold: float = 0.5) -> TaggedDocument:
@@ -181,3 +190,38 @@ def test_formats_probability_strings_round_like_format_and_round() -> None:
     probs = np.clip(np.concatenate([rng.random(20_000), ties, [0.0, 1.0]]), 0, 1).astype(np.float32)
     assert _probability_strings(probs, "conll") == [f"{p:.4f}" for p in probs.tolist()]
     assert _probability_strings(probs, "json") == [repr(round(p, 4)) for p in probs.tolist()]
+
+
+@pytest.mark.parametrize("with_probs", [False, True])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_formats_batch_is_its_documents_rendered_one_by_one(fmt: str, with_probs: bool) -> None:
+    docs = [
+        _doc(TEXT, PROBS),
+        _doc("Rain in Spain.", [[0.1, 0.2, 0.9, 0.0]]),
+        _doc(TEXT, [[0.0] * 8, [1.0] * 4]),
+    ]
+    docs[1].id = {"doc": 2}
+    with_empty = [*docs[:2], *text_documents(["  "]), docs[2]]  # a document without tokens
+    with_empty[2].probs, with_empty[2].labels = [], []
+    pretokenized = [
+        *docs,
+        sentence_document(Sentence(["Oslo", "."], [["Oslo", "NNP"], [".", "."]])),
+    ]
+    probs = np.array([0.8, 0.1], np.float32)
+    pretokenized[-1].probs, pretokenized[-1].labels = [probs], [(probs >= 0.5).astype(np.int8)]
+    for batch in (docs, with_empty, pretokenized):
+        one_by_one = "".join(render(doc, fmt, with_probs) for doc in batch)
+        assert render_batch(batch, fmt, with_probs) == one_by_one
+
+
+def test_formats_write_documents_renders_each_scored_batch_once(monkeypatch) -> None:
+    docs = [_doc(TEXT, PROBS), _doc("Rain in Spain.", [[0.1, 0.2, 0.9, 0.0]]), _doc(TEXT, PROBS)]
+    docs[1].last_in_batch = True  # two batches: docs 0-1, then doc 2 (the end of the input)
+    written, batches = io.StringIO(), []
+    real = formats.render_batch
+    monkeypatch.setattr(
+        formats, "render_batch", lambda b, *a: batches.append(len(b)) or real(b, *a)
+    )
+    assert formats.write_documents(docs, written, "conll") == 3
+    assert batches == [2, 1]
+    assert written.getvalue() == "".join(render(doc, "conll") for doc in docs)

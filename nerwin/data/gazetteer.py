@@ -87,12 +87,16 @@ class Gazetteer:
         """Node 0 is the root; child of (node, token) found by searching sorted node * V + token."""
         names = list(self.names)
         lengths = np.fromiter(map(len, names), np.int64, len(names))
-        flat = [t for name in names for t in name]
-        tokens, ids = np.unique(np.asarray(flat, dtype=str), return_inverse=True)
-        self._token_id = {t: i for i, t in enumerate(tokens.tolist())}
-        self._v = max(1, len(tokens))
+        self._token_id: dict[str, int] = {}  # token -> id, in order of first appearance
+        number = self._token_id.setdefault
+        ids = np.fromiter(
+            (number(t, len(self._token_id)) for name in names for t in name),
+            np.int64,
+            int(lengths.sum()),
+        )
+        self._v = max(1, len(self._token_id))
         kind_id = {k: i for i, k in enumerate(self.kinds)}
-        kinds = np.fromiter((kind_id[self.names[n]] for n in names), np.int64, len(names))
+        kinds = np.fromiter(map(kind_id.__getitem__, self.names.values()), np.int64, len(names))
         offsets = np.cumsum(lengths) - lengths
         self.longest = int(lengths.max()) if len(names) else 0
         node = np.zeros(len(names), np.int64)  # each name's prefix node so far

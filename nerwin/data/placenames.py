@@ -240,15 +240,16 @@ def read_folder_text(data: bytes, path: Path, lowercase: bool) -> Gazetteer:
     lines = text.split("\n")
     if lines[0] != FOLDER_HEADER:
         raise ValueError(f"{path}:1: expected the line {FOLDER_HEADER!r}")
-    names = {}
-    for number, line in enumerate(lines[1:], start=2):
-        if not line:
-            continue
-        name, tab, kind = line.partition("\t")
-        tokens = tuple(name.split(" "))
-        if not tab or not _KIND.fullmatch(kind) or not all(tokens):
-            raise ValueError(f"{path}:{number}: expected name tokens, a tab and a kind")
-        names[tokens] = kind
+    numbered = [(number, line) for number, line in enumerate(lines[1:], start=2) if line]
+    pairs = [line.split("\t") for _, line in numbered]
+    names = {tuple(pair[0].split(" ")): pair[-1] for pair in pairs}
+    bad_kinds = {kind for kind in set(names.values()) if not _KIND.fullmatch(kind)}
+    malformed = any(len(pair) != 2 for pair in pairs) or any("" in name for name in names)
+    if len(names) != len(pairs) or bad_kinds or malformed:
+        for (number, _), pair in zip(numbered, pairs):  # find the line
+            if len(pair) != 2 or pair[1] in bad_kinds or "" in pair[0].split(" "):
+                raise ValueError(f"{path}:{number}: expected name tokens, a tab and a kind")
+        raise ValueError(f"{path}: a name is listed twice")
     return Gazetteer(names, lowercase)
 
 

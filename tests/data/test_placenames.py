@@ -302,3 +302,9 @@ def test_placenames_cli_train_bad_name_file_names_the_line(tmp_path: Path) -> No
     names = _write(tmp_path, "Paris\tcity\nOslo\tcapital city\n")
     args = ["train", "--set", f"data.gazetteer={names}", "--set", "train.epochs=1"]
     assert_user_error(invoke([*args, "--out", tmp_path / "run"]), f"{names}:2")
+
+
+def test_placenames_folder_text_with_a_name_twice_is_refused(tmp_path: Path) -> None:
+    text = f"{FOLDER_HEADER}\nparis\tcity\nparis\tcountry\n"
+    with pytest.raises(ValueError, match="listed twice"):
+        read_folder_text(text.encode(), tmp_path / "gazetteer.txt", False)

@@ -15,6 +15,7 @@ is matched with a few vectorised steps per name length, not a Python loop per to
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Gazetteer:
     names: dict[tuple[str, ...], str]
     lowercase: bool = False
     _memo: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.kinds = tuple(sorted(set(self.names.values()), key=kind_rank))
@@ -133,14 +135,15 @@ class Gazetteer:
 
     def token_codes(self, words: Sequence[str]) -> np.ndarray:
         """Per word: 2 * its token id + 1 if it has an uppercase letter; -1 if in no name."""
-        memo = self._memo
-        if len(memo) > MEMO_WORDS:
-            memo.clear()
-        missing = [w for w in set(words) if w not in memo]
-        for word in missing:
-            token = self._token_id.get(name_key(word), -1)
-            memo[word] = -1 if token < 0 else 2 * token + (word.lower() != word)
-        return np.fromiter(map(memo.__getitem__, words), np.int64, len(words))
+        with self._lock:  # one memo for every thread
+            memo = self._memo
+            if len(memo) > MEMO_WORDS:
+                memo.clear()
+            missing = [w for w in set(words) if w not in memo]
+            for word in missing:
+                token = self._token_id.get(name_key(word), -1)
+                memo[word] = -1 if token < 0 else 2 * token + (word.lower() != word)
+            return np.fromiter(map(memo.__getitem__, words), np.int64, len(words))
 
     def spans(self, words: Sequence[str], lengths: np.ndarray) -> list[tuple[int, int, int]]:
         """Matched names as (start, stop, kind id) over flat `words` split into sentences."""

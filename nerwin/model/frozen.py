@@ -44,6 +44,10 @@ CHUNK = 256  # windows per pass: the (CHUNK, H) buffers stay in the L2 cache (25
 SLOT_BATCH = 16384  # windows whose cache slots are looked up together (bounds the int arrays)
 COMPUTE_BLOCK = 2048  # keys whose rows are computed together
 EAGER_BYTES = 8 << 20  # key spaces whose rows fit in this are computed all at once
+# The gazetteer's ids join the key while the key space stays below this (a slot map of 4 bytes
+# per key, mostly never touched: GeoNames' 14 values x 6 caps x 355,876 words = 29.9M keys);
+# a gazetteer with many kinds of names is gathered per window like suffix and shape instead.
+MAX_FOLDED_KEYS = 1 << 25
 
 
 class FrozenClassifier:
@@ -82,7 +86,8 @@ class FrozenClassifier:
         }
         self.n_names = 1  # gazetteer values: they join the key (most tokens are in no name)
         self._name_rows = np.zeros((self.window, 1, self.hidden), self.dtype)
-        if GAZETTEER in self._extra_rows:
+        names = self._extra_rows.get(GAZETTEER)
+        if names is not None and self.n_keys * names.shape[1] <= MAX_FOLDED_KEYS:
             self._name_rows = self._extra_rows.pop(GAZETTEER).astype(self.dtype)
             self.n_names = self._name_rows.shape[1]
         self.extra_names = list(self._extra_rows)  # the tables still gathered per window
@@ -190,6 +195,7 @@ class FrozenScorer:
         first = self.members[0]
         self.window, self.n_caps, self.extra_names = first.window, first.n_caps, first.extra_names
         self.n_keys, self.dtype, self.words_caps = first.n_keys, first.dtype, first.words_caps
+        self.folds_names = first.n_names > 1  # the gazetteer's id is part of the key
         share = cache_bytes // max(1, len(models))  # bytes per member
         row_bytes = first.row_bytes
         fixed = max(m.fixed_bytes for m in self.members)
@@ -197,7 +203,7 @@ class FrozenScorer:
         budget = max(0, share - fixed) // row_bytes - self.scratch_rows - 1
         self.capacity = int(min(max(budget, 0), self.n_keys))  # keys that can be cached
         self.eager = self.n_keys * row_bytes <= min(EAGER_BYTES, share)
-        self._slot_of = np.zeros(self.n_keys, np.intp)  # key -> its rows' slot, 0 = none
+        self._slot_of = np.zeros(self.n_keys, np.int32)  # key -> its rows' slot, 0 = none
         self.cached = 0  # keys cached
         for member in self.members:
             member.slots = 1 + self.capacity + self.scratch_rows
@@ -263,13 +269,13 @@ class FrozenScorer:
         slots = self._slot_of[keys]
         missing = slots == 0
         if not missing.any():
-            return slots
+            return slots.astype(np.intp)
         if self.cached < self.capacity:
             self._cache(np.unique(keys[missing]))  # ascending: the most frequent words first
             slots = self._slot_of[keys]
             missing = slots == 0
             if not missing.any():
-                return slots
+                return slots.astype(np.intp)
         new, inverse = np.unique(keys[missing], return_inverse=True)
         if len(new) > self.scratch_rows:
             return None
@@ -277,7 +283,7 @@ class FrozenScorer:
         for member in self.members:
             member.compute(new, first)
         slots[missing] = first + inverse.reshape(-1)
-        return slots
+        return slots.astype(np.intp)
 
 
 def _layer(stem: str, layer: int, shape) -> str:

@@ -22,6 +22,7 @@ from nerwin.model.frozen import FrozenScorer
 SCORE_BATCH = 4096  # windows per forward at inference (fits the caches better than larger ones)
 CACHE_VARIABLE = "NERWIN_TAG_CACHE_MB"  # memory cap of the precomputed first layer, in MB
 DEFAULT_CACHE_MB = 160.0  # 1M tokens, shipped 3-member model: peak RSS 366 MB (256: 465 MB)
+CODE_LIMIT = 1 << 62  # token codes (int64) stay below this
 MEMO_WORDS = 250_000  # distinct words whose ids a FrozenTagger remembers (then it starts over)
 # A one-off call builds its first-layer rows from scratch: one row per distinct (word, caps) key
 # costs about as much as scoring ROW_COST windows by matrix products (the product E[w] W_p for
@@ -170,10 +171,15 @@ class FrozenTagger:
         self._features = [(name, tagger.features.get(name), rows) for name, rows, _ in shape.extra]
         self._word_features = [f for f in self._features if f[0] != GAZETTEER]
         self._gazetteer_rows = next((r for n, _, r in self._features if n == GAZETTEER), 0)
-        # the memo keeps word code * _token_radix + 1 + the word's Gazetteer.token_codes() code
-        names = tagger.gazetteer if self._gazetteer_rows else None
-        self._token_radix = 1 if names is None else names.token_radix
         self._radix = int(np.prod([rows for _, _, rows in self._features], dtype=np.int64))
+        space = shape.vocab_size * self.n_caps * self._radix  # codes are below this
+        if space >= CODE_LIMIT:
+            raise ValueError(f"{space:,} token codes do not fit in int64; drop a feature")
+        # the memo keeps word code * _token_radix + 1 + the word's Gazetteer.token_codes() code,
+        # when that fits in int64 (else the gazetteer looks its words up on each call)
+        names = tagger.gazetteer if self._gazetteer_rows else None
+        packs = names is not None and space // self._gazetteer_rows * names.token_radix < CODE_LIMIT
+        self._token_radix = names.token_radix if packs else 0
         self._pads = (self._pad_code(START_ID), self._pad_code(END_ID))
         self._memo: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -202,10 +208,12 @@ class FrozenTagger:
         lengths = np.asarray(lengths, np.int64)
         with self._lock:
             codes = self._codes(words)
-            if self._gazetteer_rows:  # the memo's code also holds the word's gazetteer token
+            if self._token_radix:  # the memo's code also holds the word's gazetteer token
                 codes, tokens = np.divmod(codes, self._token_radix)
                 ids = self.tagger.gazetteer.encode_codes(tokens - 1, lengths)
                 codes = codes * self._gazetteer_rows + ids
+            elif self._gazetteer_rows:
+                codes = codes * self._gazetteer_rows + self._names().encode(words, lengths)
             return self._code_probabilities(self._windows(codes, lengths))
 
     def window_probabilities(self, data: WindowData) -> np.ndarray:
@@ -213,7 +221,8 @@ class FrozenTagger:
         if self.scorer is None:
             return self.tagger.window_probabilities(data, frozen=False)
         with self._lock:
-            keys = self.scorer.keys(data.words, data.caps, data.extra.get(GAZETTEER))
+            names = data.extra.get(GAZETTEER) if self.scorer.folds_names else None
+            keys = self.scorer.keys(data.words, data.caps, names)
             extra = {name: data.extra[name].T for name in self.scorer.extra_names}
             return self.scorer.probabilities(keys, extra)
 
@@ -251,11 +260,15 @@ class FrozenTagger:
             if feature is None:
                 raise ValueError(f"the tagger has no {name!r} feature values to encode words with")
             codes = codes * rows + feature.encode(words)
-        if self._gazetteer_rows:
-            if self.tagger.gazetteer is None:
-                raise ValueError("the model has a gazetteer feature but the tagger has no names")
-            codes = codes * self._token_radix + self.tagger.gazetteer.token_codes(words) + 1
+        if self._token_radix:
+            codes = codes * self._token_radix + self._names().token_codes(words) + 1
         return codes
+
+    def _names(self) -> Gazetteer:
+        """The tagger's gazetteer (ValueError when the model needs one and it has none)."""
+        if self.tagger.gazetteer is None:
+            raise ValueError("the model has a gazetteer feature but the tagger has no names")
+        return self.tagger.gazetteer
 
     def _windows(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Position-major windows (w, n) of token codes, padded at sentence edges."""
@@ -282,7 +295,7 @@ class FrozenTagger:
             for name, _, rows in reversed(self._features):
                 rest, extra[name] = np.divmod(rest, rows)
         if self.scorer is not None:
-            if GAZETTEER in extra:  # the gazetteer's id joins the key
+            if self.scorer.folds_names:  # the gazetteer's id joins the key
                 keys = keys + extra.pop(GAZETTEER) * self.scorer.words_caps
             return self.scorer.probabilities(keys, extra)
         words, caps = np.divmod(keys, self.n_caps)

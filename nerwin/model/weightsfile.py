@@ -17,8 +17,10 @@ mapped from the file copy-on-write (MAP_PRIVATE; at least MAP_BYTES): after its 
 chunk's pages are dropped again, so only the rows a caller touches become resident, and the
 members of an ensemble map the same file pages (member k >= 1 writes its own rows into its
 mapping, which copies just those pages). The arrays behave as ordinary writable arrays; writes
-never reach the file. A model folder is replaced by saving a new one (nerwin never rewrites
-weights.npz in place); changing the file in place while a model is loaded is not supported.
+never reach the file; NERWIN_MAP_WEIGHTS=0 reads the tables instead (where a file may vanish
+under a running process, as on NFS). A model folder is replaced by saving a new one (nerwin
+never rewrites weights.npz in place); changing the file in place while a model is loaded is not
+supported.
 Resident memory (RSS) counts a file page once per mapping that touched it, and on a file system
 with large folios (ext4 on Linux 6.x) touching one row maps the whole folio, up to 2 MB: the
 page cache holds the table once, but RSS can show it up to once per member.
@@ -26,6 +28,7 @@ page cache holds the table once, but RSS can show it up to once per member.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import mmap
@@ -53,6 +56,7 @@ ROWS, VALUES = "E.rows", "E.values"  # the names of those arrays after the membe
 MAX_EXPANSION = 32  # a compressed array may be this many times its compressed size (+ 1 MiB)
 _CHUNK = 16 << 20  # bytes read at a time into an array
 MAP_BYTES = 16 << 20  # embedding tables at least this large are mapped, not read
+MAP_VARIABLE = "NERWIN_MAP_WEIGHTS"  # 0: read every table into memory instead (e.g. on NFS)
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: signature, name, extra
 _ZIP_ERRORS = (
     OSError,
@@ -174,7 +178,7 @@ class _Reader:
         nbytes = math.prod(shape) * dtype.itemsize
         if info.compress_type != zipfile.ZIP_STORED or nbytes < MAP_BYTES or info.flag_bits & 1:
             return None
-        if not dtype.isnative or not hasattr(os, "pread"):
+        if not dtype.isnative or not hasattr(os, "pread") or os.environ.get(MAP_VARIABLE) == "0":
             return None
         try:
             local = os.pread(self.handle.fileno(), _LOCAL_HEADER.size, info.header_offset)
@@ -185,9 +189,14 @@ class _Reader:
             start += npy_offset
             if signature != b"PK\x03\x04" or start + nbytes > self.size:
                 return None
+            header = os.pread(self.handle.fileno(), npy_offset, start - npy_offset)
             array = _mapping(self.handle.fileno(), start, dtype, shape)
         except (OSError, ValueError, OverflowError, io.UnsupportedOperation):
             return None
+        if len(header) != npy_offset:
+            return None
+        where = f"{self.path}: weight {info.filename.removesuffix('.npy')}"
+        _check_mapped(array, where, zlib.crc32(header), info.CRC)
         self.mapped[id(array)] = (start, dtype, shape)
         return array
 
@@ -203,9 +212,10 @@ def _mapping(fd: int, start: int, dtype: np.dtype, shape: tuple[int, ...]) -> np
     return np.frombuffer(view, dtype, count, offset=start - align).reshape(shape)
 
 
-def _check_mapped(array: np.ndarray, where: str) -> None:
-    """Finite values in a mapped array, checked a chunk at a time, each chunk's pages dropped
-    again after its check (they were only read: the file still holds them)."""
+def _check_mapped(array: np.ndarray, where: str, crc: int, expected_crc: int) -> None:
+    """Finite values in a mapped array and the zip member's CRC-32 (`crc`: that of the bytes
+    before the array), checked a chunk at a time, each chunk's pages dropped again after its
+    check (they were only read: the file still holds them)."""
     view = array.base
     while view is not None and not isinstance(view, mmap.mmap):  # array -> memoryview -> mmap
         view = view.obj if isinstance(view, memoryview) else getattr(view, "base", None)
@@ -213,13 +223,18 @@ def _check_mapped(array: np.ndarray, where: str) -> None:
     step = max(1, _CHUNK // array.itemsize)
     skip = len(view) - array.nbytes if view is not None else 0  # the bytes before the array
     for first in range(0, len(flat), step):
-        if not np.isfinite(flat[first : first + step]).all():
+        chunk = flat[first : first + step]
+        crc = zlib.crc32(chunk, crc)
+        if not np.isfinite(chunk).all():
             raise ModelError(f"{where}: holds NaN or infinite values")
         if view is not None and hasattr(mmap, "MADV_DONTNEED"):
             low = skip + first * array.itemsize
             high = min(len(view), skip + (first + step) * array.itemsize)
             page = low - low % mmap.PAGESIZE
-            view.madvise(mmap.MADV_DONTNEED, page, high - page)
+            with contextlib.suppress(OSError):  # only memory: the check stays valid
+                view.madvise(mmap.MADV_DONTNEED, page, high - page)
+    if crc != expected_crc:
+        raise ModelError(f"{where}: corrupt weights (CRC-32 mismatch)")
 
 
 def _read_array(
@@ -263,7 +278,6 @@ def _read_array(
                 None if fortran or mapper is None else mapper(info, member.tell(), dtype, shape)
             )
             if mapped is not None:
-                _check_mapped(mapped, where)
                 return mapped
             array = np.empty(count, dtype)
             _read_into(member, array.view(np.uint8), where)

@@ -14,13 +14,13 @@ from nerwin.data.corpus import data_path
 from nerwin.data.embeddings import load_vectors
 from nerwin.data.features import TokenFeature
 from nerwin.data.gazetteer import GAZETTEER, Gazetteer
-from nerwin.data.placenames import load_gazetteer
+from nerwin.data.placenames import folder_text, load_gazetteer
 from nerwin.data.vocab import Vocab, build_vocab, extend_with_vectors
 from nerwin.engine import Tensor
 from nerwin.errors import ConfigError
 from nerwin.files.paths import cache_dir
 from nerwin.model.classifier import ModelShape, WindowClassifier
-from nerwin.model.folder import load_model
+from nerwin.model.folder import GAZETTEER_FILE, LIMITS, load_model
 from nerwin.model.tagger import Tagger
 
 
@@ -68,6 +68,7 @@ class _Start:
             lambda source: data_path(source, self.config, "data.gazetteer"),
             d.gazetteer_lowercase,
         )
+        _check_folder_size(gazetteer)
         sources = ", ".join(f"{r['source']} ({r['names']:,})" for r in record["sources"])
         self.notes.append(
             f"gazetteer: {len(gazetteer):,} names of {len(gazetteer.kinds)} kinds "
@@ -195,4 +196,15 @@ class _Start:
             self.config.train.threshold,
             tagger.features,
             gazetteer=tagger.gazetteer,
+        )
+
+
+def _check_folder_size(gazetteer: Gazetteer) -> None:
+    """ConfigError when the names would not fit in a model folder's gazetteer.txt."""
+    limit = LIMITS[GAZETTEER_FILE]
+    bound = sum(4 * len(t) + 1 for name in gazetteer.names for t in name) + 42 * len(gazetteer)
+    if bound > limit and len(folder_text(gazetteer).encode("utf-8")) > limit:
+        raise ConfigError(
+            f"data.gazetteer: {len(gazetteer):,} names do not fit in a model folder "
+            f"(gazetteer.txt holds at most {limit >> 20} MB)"
         )

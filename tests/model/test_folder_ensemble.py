@@ -272,3 +272,41 @@ def test_ensemble_folder_compressed_table_is_read(saved: Path, tmp_path: Path, m
     loaded = load_model(saved)[0]
     assert not _mapped(loaded.model.params["E"].data)
     _assert_same_bits(loaded, _ensemble(CHANGED))
+
+
+def _flip_a_byte_of_e(folder: Path) -> None:
+    """Change one byte inside the first member's E data in weights.npz (a stored zip member)."""
+    import zipfile
+
+    path = folder / "weights.npz"
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("E.npy")
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = np.frombuffer(data[info.header_offset + 26 :][:4], "<u2")
+    start = info.header_offset + 30 + int(name_length) + int(extra_length)
+    data[start + info.file_size - 3] ^= 0x01  # a mantissa bit near the end of the table
+    path.write_bytes(bytes(data))
+
+
+def test_ensemble_folder_mapped_table_with_a_flipped_bit_is_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 0)
+    words = [f"w{i}" for i in range(4000)]  # E larger than zipfile's read-ahead of the header
+    vocab = Vocab([*WORDS[:3], *words])
+    shape = ModelShape(len(vocab), 8, 5, (6,), "relu", 5, N_CAPS, "float32")
+    model = WindowClassifier.initialise(shape, np.random.default_rng(0))
+    save_model(tmp_path / "model", Tagger(model, vocab, 0.5), _config())
+    assert _mapped(load_model(tmp_path / "model")[0].model.params["E"].data)
+    _flip_a_byte_of_e(tmp_path / "model")
+    assert "weight E: corrupt weights (CRC-32 mismatch)" in _error(tmp_path / "model")
+    monkeypatch.setenv(weightsfile.MAP_VARIABLE, "0")  # read instead of mapped: zipfile's CRC
+    assert "corrupt" in _error(tmp_path / "model")
+
+
+def test_ensemble_folder_tables_are_read_when_mapping_is_off(saved: Path, monkeypatch) -> None:
+    monkeypatch.setattr(weightsfile, "MAP_BYTES", 0)
+    monkeypatch.setenv(weightsfile.MAP_VARIABLE, "0")
+    loaded = load_model(saved)[0]
+    assert not any(_mapped(m.params["E"].data) for m in loaded.models)
+    _assert_same_bits(loaded, _ensemble(CHANGED))

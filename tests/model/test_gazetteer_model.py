@@ -20,7 +20,10 @@ from nerwin.data.gazetteer import GAZETTEER, NONE_ID, Gazetteer
 from nerwin.data.placenames import FOLDER_HEADER, checksum, read_name_file
 from nerwin.data.vocab import build_vocab
 from nerwin.engine.gradcheck import dense
-from nerwin.errors import ModelError
+from nerwin.errors import ConfigError, ModelError
+from nerwin.model import folder as folder_module
+from nerwin.model import frozen as frozen_module
+from nerwin.model import tagger as tagger_module
 from nerwin.model.checks import check_model, check_model_by_hand
 from nerwin.model.classifier import ModelShape, WindowClassifier
 from nerwin.model.folder import load_model
@@ -384,3 +387,43 @@ def test_gazetteer_model_cli_explain(trained: Trained) -> None:
     assert all(
         GAZETTEER in p["contributions"] for e in record["explanations"] for p in e["positions"]
     )
+
+
+def _agrees_with_matrix(tagger: Tagger) -> object:
+    """A FrozenTagger of `tagger`, after checking both of its entry points against x W."""
+    sentences = _dev_sentences()
+    data = tagger.encode(sentences)
+    matrix = tagger.window_probabilities(data, frozen=False)
+    session = tagger.frozen()
+    assert float(np.abs(session.probabilities(sentences) - matrix).max()) <= TOLERANCE
+    assert float(np.abs(session.window_probabilities(data) - matrix).max()) <= TOLERANCE
+    return session
+
+
+def test_gazetteer_model_folds_names_into_the_key(trained: Trained) -> None:
+    session = _agrees_with_matrix(trained.tagger)
+    assert session.scorer.folds_names and GAZETTEER not in session.scorer.extra_names
+
+
+def test_gazetteer_model_with_too_many_names_to_fold(trained: Trained, monkeypatch) -> None:
+    monkeypatch.setattr(frozen_module, "MAX_FOLDED_KEYS", 1)  # as with hundreds of kinds
+    session = _agrees_with_matrix(trained.tagger)
+    assert not session.scorer.folds_names and GAZETTEER in session.scorer.extra_names
+
+
+def test_gazetteer_model_codes_too_wide_to_pack(trained: Trained, monkeypatch) -> None:
+    shape = trained.tagger.model.shape
+    rows = dict((name, r) for name, r, _ in shape.extra)[GAZETTEER]
+    space = shape.vocab_size * shape.n_caps * rows
+    monkeypatch.setattr(tagger_module, "CODE_LIMIT", space + 1)  # the word codes fit, no more
+    session = _agrees_with_matrix(trained.tagger)
+    assert session._token_radix == 0  # the gazetteer is looked up on each call instead
+
+
+def test_gazetteer_too_large_for_a_model_folder_is_refused_at_start(
+    trained: Trained, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setitem(folder_module.LIMITS, folder_module.GAZETTEER_FILE, 40)
+    with pytest.raises(ConfigError, match="data.gazetteer: .* names do not fit"):
+        api.train(_config(trained.names), tmp_path / "run")
+    assert not (tmp_path / "run" / "model").exists()

@@ -21,7 +21,7 @@ from nerwin.model.frozen import FrozenScorer
 
 SCORE_BATCH = 4096  # windows per forward at inference (fits the caches better than larger ones)
 CACHE_VARIABLE = "NERWIN_TAG_CACHE_MB"  # memory cap of the precomputed first layer, in MB
-DEFAULT_CACHE_MB = 160.0  # 1M tokens, shipped 3-member model: peak RSS 366 MB (256: 465 MB)
+DEFAULT_CACHE_MB = 160.0  # 1M tokens, shipped 3-member model: peak RSS 331 MB (README)
 CODE_LIMIT = 1 << 62  # token codes (int64) stay below this
 MEMO_WORDS = 250_000  # distinct words whose ids a FrozenTagger remembers (then it starts over)
 # A one-off call builds its first-layer rows from scratch: one row per distinct (word, caps) key

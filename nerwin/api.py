@@ -17,7 +17,7 @@ import numpy as np
 
 from nerwin.config import Config, apply_overrides, config_from_dict, config_to_dict, load_config
 from nerwin.data.conll import Corpus, location_labels
-from nerwin.data.placenames import GEONAMES, require_geonames
+from nerwin.data.placenames import PACKAGES, require_package
 from nerwin.engine.blas import blas_threads, limited, limited_iterator
 from nerwin.errors import ConfigError, ModelError, NerwinError
 from nerwin.files.paths import default_run_dir, find_config
@@ -138,8 +138,9 @@ def open_run(
     Without `out`, a new folder runs/<date-time>-<id> is made (removed again if the run cannot
     start, e.g. a missing corpus).
     """
-    if init_from is None and GEONAMES in config.data.gazetteer_sources:
-        require_geonames()  # before any folder or corpus is touched
+    for source in PACKAGES if init_from is None else ():
+        if source in config.data.gazetteer_sources:
+            require_package(source)  # before any folder or corpus is touched
     if out is not None:
         return ensemble.open_run(config, out, force, init_from)
     folder = default_run_dir()

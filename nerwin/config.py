@@ -49,7 +49,7 @@ class DataConfig:
     digits: bool = True  # map every digit to 0
     min_count: int = 1  # words seen fewer times in train become <unk>
     max_vocab: int | None = None  # keep at most this many training words
-    gazetteer: str | tuple[str, ...] | None = None  # place names: geonames, a file, or several
+    gazetteer: str | tuple[str, ...] | None = None  # place names: geonames, pycountry, files
     gazetteer_lowercase: bool = False  # let all-lowercase spans (bath, reading) match names
 
     def problems(self) -> list[tuple[str, str]]:
@@ -72,7 +72,9 @@ class DataConfig:
         if self.gazetteer is not None and (
             not self.gazetteer_sources or any(not g for g in self.gazetteer_sources)
         ):
-            out.append(("gazetteer", "must be null, geonames, a file, or a list of those"))
+            out.append(
+                ("gazetteer", "must be null, geonames, pycountry, a file, or a list of those")
+            )
         return out
 
     @property

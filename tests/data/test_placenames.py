@@ -308,3 +308,32 @@ def test_placenames_folder_text_with_a_name_twice_is_refused(tmp_path: Path) -> 
     text = f"{FOLDER_HEADER}\nparis\tcity\nparis\tcountry\n"
     with pytest.raises(ValueError, match="listed twice"):
         read_folder_text(text.encode(), tmp_path / "gazetteer.txt", False)
+
+
+# --- pycountry -----------------------------------------------------------------------------------
+
+
+def test_placenames_pycountry_countries_and_subdivisions() -> None:
+    pytest.importorskip("pycountry", reason="pycountry (nerwin[gazetteer]) not installed")
+    entries, version = placenames.pycountry_entries()
+    kinds = {" ".join(tokens): kind for tokens, kind in entries}
+    assert kinds["United States of America"] == "country"  # official names join the short ones
+    assert kinds["California"] == kinds["Niedersachsen"] == kinds["Scotland"] == "region"
+    assert version != "unknown"
+    g = Gazetteer.from_entries(entries)
+    assert g.describe(g.encode(["Floods", "in", "Niedersachsen"], [3])) == ["O", "O", "S-region"]
+
+
+def test_placenames_pycountry_missing_is_one_error_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "pycountry", None)
+    args = ["train", "--set", "data.gazetteer=[geonames, pycountry]", "--out", tmp_path / "run"]
+    assert_user_error(invoke(args), "'pycountry' needs the pycountry package", HINT)
+    assert not (tmp_path / "run").exists()
+
+
+def test_placenames_extra_lists_every_named_source() -> None:
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    packages = {spec.split(">")[0].split("=")[0] for spec in extra["gazetteer"]}
+    assert packages == set(placenames.PACKAGES.values())

@@ -138,8 +138,8 @@ def open_run(
     Without `out`, a new folder runs/<date-time>-<id> is made (removed again if the run cannot
     start, e.g. a missing corpus).
     """
-    for source in PACKAGES if init_from is None else ():
-        if source in config.data.gazetteer_sources:
+    if init_from is None:  # (a continued model keeps its own names)
+        for source in [s for s in config.data.gazetteer_sources if s in PACKAGES]:
             require_package(source)  # before any folder or corpus is touched
     if out is not None:
         return ensemble.open_run(config, out, force, init_from)

@@ -27,20 +27,15 @@ import numpy as np
 
 from nerwin.api import load_tagger, read_config, train
 from nerwin.data.corpus import read_corpus
+from nerwin.data.coverage import gold_entities, location_texts
 from nerwin.data.gazetteer import Gazetteer
 from nerwin.data.placenames import geonames_entries
-from nerwin.data.schemes import binary_to_spans, tags_to_spans
+from nerwin.data.schemes import binary_to_spans
 
 
 def entities(corpus, kinds: set[str]) -> list[tuple[int, int, str]]:
     """Gold entities of `kinds` as (start, end, text) in corpus token offsets."""
-    out, offset = [], 0
-    for sentence in corpus.sentences:
-        for start, end, kind in tags_to_spans(sentence.tags, corpus.scheme):
-            if kind in kinds:
-                out.append((offset + start, offset + end, " ".join(sentence.words[start:end])))
-        offset += len(sentence.words)
-    return out
+    return [(s, e, text) for s, e, kind, text in gold_entities(corpus) if kind in kinds]
 
 
 def place_named(corpus, orgs, gazetteer: Gazetteer) -> list[tuple[int, int, str]]:
@@ -86,7 +81,7 @@ def main() -> None:
     train_corpus = read_corpus(base.data.train, base)
     dev = read_corpus(base.data.dev, base)
     locs = set(base.data.location_types)
-    seen = {text for _, _, text in entities(train_corpus, locs)}
+    seen = location_texts(train_corpus, locs)
     new_locs = [x for x in entities(dev, locs) if x[2] not in seen]
     names = Gazetteer.from_entries(geonames_entries()[0])
     place_orgs = place_named(dev, entities(dev, {"ORG"}), names)

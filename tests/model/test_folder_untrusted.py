@@ -82,6 +82,16 @@ def _edit_meta(directory: Path, edit) -> None:
     path.write_text(json.dumps(meta), encoding="utf-8")
 
 
+def _peak(call, *args):
+    """call(*args) and the peak of Python memory allocated meanwhile (tracemalloc), in bytes."""
+    tracemalloc.start()
+    try:
+        result = call(*args)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 # --- reading only regular files inside the folder ------------------------------------------------
 
 
@@ -142,12 +152,7 @@ def test_folder_huge_files_are_not_read(saved: Path, name: str) -> None:
 )
 def test_folder_huge_shapes_in_meta_are_refused_before_allocating(saved: Path, edit) -> None:
     _edit_meta(saved, lambda meta: edit(meta["shape"]))
-    tracemalloc.start()
-    try:
-        message = _error(saved)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    message, peak = _peak(_error, saved)
     assert message.startswith(f"{saved / 'meta.json'}: ") and peak < 50 << 20, (message, peak)
 
 
@@ -166,12 +171,7 @@ def test_folder_unknown_arrays_are_not_loaded(saved: Path) -> None:
             for _ in range(100):
                 member.write(zeros)
     assert path.stat().st_size < 2 << 20
-    tracemalloc.start()
-    try:
-        tagger = load_model(saved)[0]
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (tagger, _, _), peak = _peak(load_model, saved)
     assert peak < 50 << 20, peak
     np.testing.assert_array_equal(tagger.model.params["E"].data, arrays["E"])
 
@@ -316,12 +316,7 @@ def test_folder_config_alias_bomb_is_refused(saved: Path) -> None:
     lines += [f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
     lines += ["train:", "  lr: *i"]
     (saved / "config.yaml").write_text("\n".join(lines) + "\n")
-    tracemalloc.start()
-    try:
-        message = _error(saved)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    message, peak = _peak(_error, saved)
     assert message.startswith(f"{saved / 'config.yaml'}:") and "aliases expand" in message
     assert peak < 20 << 20, peak
 

@@ -184,7 +184,7 @@ def test_gazetteer_model_folder_carries_the_names(trained: Trained) -> None:
     assert g.kinds == ("country", "continent", "region", "city", "place")
     assert g.lowercase is False
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    assert meta["gazetteer"] == {"names": 19, "sha256": checksum(text)}
+    assert meta["gazetteer"] == {"names": 19, "sha256": checksum(text.encode("utf-8"))}
     shape = trained.tagger.model.shape
     assert shape.extra[-1] == (GAZETTEER, g.n_values, 5)  # model.gazetteer_dim's default
     _, config, _ = load_model(folder)
